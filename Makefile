@@ -1,0 +1,37 @@
+# restyle: every target works from a fresh clone (it installs first when needed).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-fast lint bench demo gallery clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check restyle tests bench
+	$(BIN)/ruff format --check restyle tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench --write docs/benchmarks.md
+
+demo: $(STAMP)
+	$(BIN)/restyle stylize restyle/assets/sample.jpg -o out/ --overwrite
+
+gallery: $(STAMP)
+	$(BIN)/python -m restyle.reference.gallery --out docs
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache out

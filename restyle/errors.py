@@ -1,0 +1,52 @@
+"""Errors a user can cause.
+
+Every front end (CLI, API, video) turns a :class:`UserError` into one clear
+line and a proper exit code or HTTP status; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A failure caused by input or configuration, not by a bug.
+
+    ``exit_code`` is what the CLI exits with; ``http_status`` what the API
+    answers with.
+    """
+
+    exit_code: int = 2
+    http_status: int = 400
+
+    def __init__(self, message: str, *, exit_code: int | None = None, http_status: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+        if http_status is not None:
+            self.http_status = http_status
+
+
+class InputNotFound(UserError):
+    http_status = 404
+
+
+class BadImage(UserError):
+    """The bytes are not a decodable image (or are truncated)."""
+
+    http_status = 415
+
+
+class ImageTooLarge(UserError):
+    """Too many pixels: a decompression bomb or simply beyond the limit."""
+
+    http_status = 413
+
+
+class UnknownStyle(UserError):
+    http_status = 404
+
+
+class MissingWeights(UserError):
+    """A pretrained weight file is not installed; the message names the package."""
+
+    exit_code = 3
+    http_status = 500

@@ -1,0 +1,129 @@
+"""Photo decoding and encoding: the one pre/post-processing step of every front end.
+
+``decode_image`` turns whatever a user hands us (any path or bytes Pillow
+reads, with EXIF rotation, palette, alpha, grayscale, CMYK or 16-bit
+samples) into one canonical form: an ``HxWx3`` float32 RGB array in [0, 1].
+``encode_image``/``save_image`` go back to bytes or an atomically written
+file. The CLI, the API, the video path and the benchmarks all call these.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from restyle.atomic import atomic_path
+from restyle.errors import BadImage, ImageTooLarge, InputNotFound, UserError
+
+DEFAULT_MAX_PIXELS = 120_000_000  # about 11k x 11k; beyond it we refuse to decode
+FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+# Pillow's own bomb check warns at 89 MP and raises at 179 MP; we enforce our
+# own limit from the header instead, before any pixel is decoded.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def open_image(source: str | os.PathLike | bytes | io.BytesIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open and fully decode an image, refusing bombs from the header alone."""
+    name = "image"
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            fh: io.BytesIO | str = io.BytesIO(source)
+        elif isinstance(source, io.BytesIO):
+            fh = source
+        else:
+            name = str(source)
+            if not Path(source).is_file():
+                raise InputNotFound(f"no such file: {source}")
+            fh = str(source)
+        img = Image.open(fh)
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ImageTooLarge(f"{name} has {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:.1f} MP")
+        if w < 1 or h < 1:
+            raise BadImage(f"{name} has no pixels")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
+        return img
+    except UserError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImage(f"{name} is not a recognised image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(f"{name} could not be decoded (truncated or corrupt: {exc})") from None
+
+
+def to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Canonical form: ``HxWx3`` float32 RGB in [0, 1], EXIF orientation applied.
+
+    Transparent pixels are composited over white (what a viewer shows);
+    16-bit samples keep their precision instead of being truncated to 8 bits.
+    """
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / peak, 0.0, 1.0)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        arr = np.asarray(rgba, dtype=np.float32) / 255.0
+        alpha = arr[:, :, 3:4]
+        return arr[:, :, :3] * alpha + (1.0 - alpha)
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB...
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def decode_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    return to_rgb_array(open_image(source, max_pixels))
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def normalize_format(fmt: str) -> str:
+    try:
+        return FORMATS[fmt.lower().lstrip(".")]
+    except KeyError:
+        raise UserError(f"unsupported output format {fmt!r}; choose jpg, png or webp") from None
+
+
+def encode_image(arr: np.ndarray, fmt: str = "jpeg", quality: int = 92) -> bytes:
+    """Encode an RGB float [0,1] (or uint8) array. ``quality`` applies to JPEG/WebP."""
+    pil_fmt = normalize_format(fmt)
+    if not 1 <= quality <= 100:
+        raise UserError(f"quality must be between 1 and 100, not {quality}")
+    img = Image.fromarray(arr if arr.dtype == np.uint8 else to_uint8(arr), "RGB")
+    buf = io.BytesIO()
+    kwargs: dict = {}
+    if pil_fmt in ("JPEG", "WEBP"):
+        kwargs["quality"] = quality
+    if pil_fmt == "JPEG":
+        kwargs["subsampling"] = 0 if quality >= 90 else 2
+    img.save(buf, pil_fmt, **kwargs)
+    return buf.getvalue()
+
+
+def format_from_path(path: str | os.PathLike) -> str:
+    return normalize_format(Path(path).suffix or ".png")
+
+
+def save_image(arr: np.ndarray, path: str | os.PathLike, quality: int = 92, fmt: str | None = None) -> Path:
+    """Encode then write atomically: a crash never leaves half an image at ``path``."""
+    path = Path(path)
+    data = encode_image(arr, fmt or format_from_path(path), quality)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
