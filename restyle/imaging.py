@@ -46,7 +46,9 @@ def open_image(source: str | os.PathLike | bytes | io.BytesIO, max_pixels: int =
         img = Image.open(fh)
         w, h = img.size
         if w * h > max_pixels:
-            raise ImageTooLarge(f"{name} has {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:.1f} MP")
+            raise ImageTooLarge(
+                f"{name} has {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:.1f} MP"
+            )
         if w < 1 or h < 1:
             raise BadImage(f"{name} has no pixels")
         with warnings.catch_warnings():

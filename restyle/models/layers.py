@@ -103,7 +103,9 @@ class UpsampleConv(nn.Module):
     def __init__(self, cin: int, cout: int, num_styles: int = 1, separable: bool = False):
         super().__init__()
         self.unit = (
-            SeparableConvNormAct(cin, cout, num_styles) if separable else ConvNormAct(cin, cout, 3, num_styles=num_styles)
+            SeparableConvNormAct(cin, cout, num_styles)
+            if separable
+            else ConvNormAct(cin, cout, 3, num_styles=num_styles)
         )
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:

@@ -52,7 +52,9 @@ def read_model_record(path: str | os.PathLike) -> dict[str, Any]:
     except Exception:
         raise UserError(f"{path} is not a restyle model file (cannot be read as a PyTorch checkpoint)") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise UserError(f"{path} is not a restyle model file (no '{FORMAT}' header); pass RUN/final.pt from 'restyle train'")
+        raise UserError(
+            f"{path} is not a restyle model file (no '{FORMAT}' header); pass RUN/final.pt from 'restyle train'"
+        )
     if record.get("version", 0) > FORMAT_VERSION:
         raise UserError(f"{path} was written by a newer restyle (format {record['version']})")
     return record

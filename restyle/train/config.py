@@ -1,0 +1,74 @@
+"""Typed training configuration: validated once, saved in every checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from restyle.models.transformer import ARCHITECTURES
+from restyle.models.vgg import layer_names
+
+# Defaults and why:
+# - content at relu2_2 (Johnson et al. 2016): early enough to keep edges and
+#   object outlines precise, so the network repaints texture and colour
+#   instead of dissolving structure; deeper content layers let the style
+#   move whole objects.
+# - style at relu1_1 .. relu4_1 (Gatys' first four style layers): the trunk
+#   can be cut after relu4_1, about a third of VGG19's compute; relu5_1 adds
+#   little for feed-forward networks at small training sizes.
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+DEFAULT_CONTENT_LAYER = "relu2_2"
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    style_images: list[Path] = Field(min_length=1)
+    data: Path
+    out: Path
+    arch: str = "fast"
+    steps: int = Field(2000, gt=0)
+    batch_size: int = Field(4, gt=0)
+    image_size: int = Field(256, ge=32)
+    style_size: int = Field(512, ge=32)
+    content_weight: float = Field(1.0, ge=0)
+    style_weight: float = Field(30.0, ge=0)
+    tv_weight: float = Field(1e-3, ge=0)
+    temporal_weight: float = Field(0.0, ge=0)
+    content_layer: str = DEFAULT_CONTENT_LAYER
+    style_layers: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
+    vgg_weights: Path | None = None
+    lr: float = Field(1e-3, gt=0)
+    checkpoint_every: int = Field(200, gt=0)
+    sample_every: int = Field(200, gt=0)
+    log_every: int = Field(10, gt=0)
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = Field(0, ge=0)
+    amp: bool = True
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, v: str) -> str:
+        if v not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {v!r}; choose one of: {', '.join(ARCHITECTURES)}")
+        return v
+
+    @field_validator("content_layer")
+    @classmethod
+    def _content_layer(cls, v: str) -> str:
+        if v not in layer_names("vgg19"):
+            raise ValueError(f"unknown VGG layer {v!r}")
+        return v
+
+    @field_validator("style_layers")
+    @classmethod
+    def _style_layers(cls, v: list[str]) -> list[str]:
+        bad = [name for name in v if name not in layer_names("vgg19")]
+        if bad or not v:
+            raise ValueError(f"unknown VGG layer(s): {', '.join(bad) or '(none given)'}")
+        return v
+
+    def style_names(self) -> list[str]:
+        return [p.stem for p in self.style_images]

@@ -1,0 +1,350 @@
+"""The training loop: a compact perceptual-loss trainer in the spirit of pytorch/examples' fast_neural_style.
+
+Same code path for one CPU, one GPU, or many GPUs under ``torchrun``: the
+sampler is always a (resumable) DistributedSampler, DDP wraps the network
+only when the world is larger than one, and only rank 0 writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from restyle import __version__
+from restyle.atomic import atomic_path
+from restyle.errors import InputNotFound, UserError
+from restyle.imaging import decode_image, save_image
+from restyle.models.serialization import save_model
+from restyle.models.transformer import StyleNet, build_network
+from restyle.models.vgg import VGGFeatures
+from restyle.train import distributed as D
+from restyle.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from restyle.train.config import TrainConfig
+from restyle.train.data import PhotoFolder, ResumableSampler
+from restyle.train.losses import LossTerms, content_loss, gram_matrix, style_loss, total_variation
+from restyle.train.temporal import temporal_loss
+
+
+class TrainingInterrupted(UserError):
+    exit_code = 130
+
+
+def _image_tensor(path: Path, short_side: int | None = None) -> Tensor:
+    if not Path(path).is_file():
+        raise InputNotFound(f"style image not found: {path}")
+    x = torch.from_numpy(decode_image(path)).permute(2, 0, 1)[None]
+    if short_side:
+        h, w = x.shape[2:]
+        f = short_side / min(h, w)
+        x = F.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="bilinear", antialias=True)
+    return x.clamp(0, 1)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None):
+        self.cfg = cfg
+        for p in cfg.style_images:
+            if not Path(p).is_file():
+                raise InputNotFound(f"style image not found: {p}")
+        self.dist = D.init_distributed(
+            "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+        )
+        self.device = D.resolve_device(cfg.device, self.dist)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # fixed training shapes: the search pays off
+        torch.manual_seed(cfg.seed)
+
+        self.dataset = PhotoFolder(cfg.data, cfg.image_size)
+        self.sampler = ResumableSampler(self.dataset, self.dist.world_size, self.dist.rank, cfg.seed, cfg.batch_size)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.num_workers > 0,
+        )
+
+        layers = list(dict.fromkeys([*cfg.style_layers, cfg.content_layer]))
+        self.vgg = VGGFeatures(layers, weights=cfg.vgg_weights).to(self.device)
+        self.net: StyleNet = build_network(cfg.arch, len(cfg.style_images)).to(self.device)
+        self.channels_last = self.device.type == "cuda"
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+            self.vgg = self.vgg.to(memory_format=torch.channels_last)
+        self.amp_dtype = None
+        if self.device.type == "cuda" and cfg.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.model = (
+            DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.dist.enabled
+            else self.net
+        )
+
+        self.style_grams = self._style_targets()
+        self.step = 0
+        self.elapsed = 0.0
+        self.bad_indices: set[int] = set()
+        self.last_losses: dict[str, float] = {}
+        if resume is not None:
+            self._restore(resume)
+        self.out = Path(cfg.out)
+        self.writer = None
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(cfg.model_dump_json(indent=2))
+            with contextlib.suppress(Exception):
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        self.val_images = self._validation_images()
+
+    # -- setup ---------------------------------------------------------------------------------------------------
+    def _style_targets(self) -> list[dict[str, Tensor]]:
+        targets = []
+        with torch.no_grad():
+            for path in self.cfg.style_images:
+                img = _image_tensor(path, self.cfg.style_size).to(self.device)
+                feats = self.vgg(img, self.cfg.style_layers)
+                targets.append({k: gram_matrix(v) for k, v in feats.items()})
+        return targets
+
+    def _validation_images(self, count: int = 4) -> Tensor:
+        """Fixed centre crops of the first photos: the same pictures in every sample grid."""
+        imgs = []
+        size = min(self.cfg.image_size, 256)
+        for path in self.dataset.files[: count * 3]:
+            try:
+                x = _image_tensor(path, size)
+            except UserError:
+                continue
+            h, w = x.shape[2:]
+            top, left = (h - size) // 2, (w - size) // 2
+            imgs.append(x[:, :, top : top + size, left : left + size])
+            if len(imgs) == count:
+                break
+        return torch.cat(imgs) if imgs else torch.rand(1, 3, size, size)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        self.elapsed = state.get("elapsed", 0.0)
+        self.bad_indices = set(state.get("bad_indices", []))
+        self.last_losses = state.get("losses", {})
+        set_rng_state(state["rng"])
+
+    # -- one step ------------------------------------------------------------------------------------------------
+    def style_index(self, step: int) -> int:
+        """Which style this step trains (multi-style): a deterministic function of seed and step."""
+        if len(self.style_grams) == 1:
+            return 0
+        g = torch.Generator().manual_seed(self.cfg.seed * 7919 + step)
+        return int(torch.randint(0, len(self.style_grams), (), generator=g))
+
+    def losses(self, x: Tensor, style: int) -> LossTerms:
+        cfg = self.cfg
+        weights = torch.zeros(x.shape[0], self.net.num_styles, device=x.device)
+        weights[:, style] = 1.0
+        autocast = (
+            torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else contextlib.nullcontext()
+        )
+        with autocast:
+            y = self.model(x, weights)
+            feats_y = self.vgg(y)
+            with torch.no_grad():
+                feats_x = self.vgg(x, [cfg.content_layer])
+            temporal = (
+                temporal_loss(self.model, x, y, weights, seed=cfg.seed * 31 + self.step)
+                if cfg.temporal_weight > 0
+                else torch.zeros((), device=x.device)
+            )
+        c = content_loss(feats_y[cfg.content_layer], feats_x[cfg.content_layer])
+        s = style_loss({k: feats_y[k] for k in cfg.style_layers}, self.style_grams[style])
+        tv = total_variation(y.float())
+        total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv + cfg.temporal_weight * temporal
+        return LossTerms(content=c, style=s, tv=tv, temporal=temporal.float(), total=total)
+
+    def train_step(self, x: Tensor) -> LossTerms:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.losses(x, self.style_index(self.step))
+        self.scaler.scale(terms.total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return terms
+
+    # -- outputs ------------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "bad_indices": sorted(self.bad_indices),
+            "losses": self.last_losses,
+            "rng": rng_state(),
+            "config": self.cfg.model_dump(mode="json"),
+        }
+
+    def checkpoint(self) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.out, self.state())
+        D.barrier(self.dist)
+
+    @torch.no_grad()
+    def sample_grid(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        from torchvision.utils import make_grid
+
+        self.net.eval()
+        x = self.val_images.to(self.device)
+        rows = [x]
+        for s in range(self.net.num_styles):
+            rows.append(self.net(x, s).float())
+        self.net.train()
+        grid = make_grid(torch.cat(rows).cpu(), nrow=x.shape[0], padding=2, pad_value=1.0)
+        path = self.out / "samples" / f"step_{self.step:06d}.png"
+        save_image(grid.permute(1, 2, 0).numpy(), path)
+        return path
+
+    def log(self, terms: dict[str, float], rate: float) -> None:
+        if not self.dist.is_main:
+            return
+        record = {"step": self.step, **terms, "images_per_s": rate, "lr": self.cfg.lr, "elapsed_s": self.elapsed}
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for k, v in terms.items():
+                self.writer.add_scalar(f"loss/{k}", v, self.step)
+
+    def finish(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        cfg = self.cfg
+        metadata = {
+            "restyle_version": __version__,
+            "arch": cfg.arch,
+            "style_images": [{"name": p.stem, "file": p.name, "sha256": sha256(p)} for p in cfg.style_images],
+            "steps": self.step,
+            "final_losses": self.last_losses,
+            "train_seconds": round(self.elapsed, 1),
+            "hardware": describe_device(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
+            "skipped_files": len(self.bad_indices) + len(self.dataset.skipped_on_scan),
+            "settings": cfg.model_dump(mode="json"),
+        }
+        path = save_model(self.net, self.out / "final.pt", cfg.style_names(), metadata)
+        with atomic_path(self.out / "summary.json") as tmp:
+            tmp.write_text(json.dumps({k: v for k, v in metadata.items() if k != "settings"}, indent=2))
+        return path
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+    def run(self) -> Path | None:
+        cfg = self.cfg
+        bpe = self.sampler.batches_per_epoch()
+        epoch, self.sampler.start_batch = divmod(self.step, bpe)
+        self.net.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.dist.is_main, unit="step", dynamic_ncols=True)
+        acc: dict[str, float] = {}
+        n_acc = 0
+        t_log = time.perf_counter()
+        try:
+            while self.step < cfg.steps:
+                self.sampler.set_epoch(epoch)
+                for batch, bad in self.loader:
+                    t0 = time.perf_counter()
+                    self.bad_indices.update(int(b) for b in bad if int(b) >= 0)
+                    terms = self.train_step(batch)
+                    self.step += 1
+                    self.elapsed += time.perf_counter() - t0
+                    floats = terms.as_floats()
+                    for k, v in floats.items():
+                        acc[k] = acc.get(k, 0.0) + v
+                    n_acc += 1
+                    bar.update(1)
+                    bar.set_postfix(
+                        {k: f"{v:.3g}" for k, v in floats.items() if k != "temporal" or cfg.temporal_weight}
+                    )
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        mean = {k: v / n_acc for k, v in acc.items()}
+                        mean = {k: float(D.all_reduce_mean(torch.tensor(v), self.dist)) for k, v in mean.items()}
+                        now = time.perf_counter()
+                        rate = n_acc * cfg.batch_size * self.dist.world_size / max(now - t_log, 1e-9)
+                        self.last_losses = mean
+                        self.log(mean, rate)
+                        acc, n_acc, t_log = {}, 0, now
+                    if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                        self.sample_grid()
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.checkpoint()
+                    if self.step >= cfg.steps:
+                        break
+                epoch += 1
+                self.sampler.start_batch = 0
+        except KeyboardInterrupt:
+            bar.close()
+            self.checkpoint()
+            raise TrainingInterrupted(
+                f"interrupted at step {self.step}; checkpoint saved, continue with: restyle train --resume {self.out}"
+            ) from None
+        bar.close()
+        final = self.finish()
+        if self.dist.is_main:
+            skipped = len(self.bad_indices) + len(self.dataset.skipped_on_scan)
+            if skipped:
+                print(
+                    f"skipped {skipped} unreadable, truncated or tiny photo(s) of {len(self.dataset.files) + len(self.dataset.skipped_on_scan)}"
+                )
+        return final
+
+
+def train(cfg: TrainConfig) -> Path | None:
+    trainer = Trainer(cfg)
+    try:
+        return trainer.run()
+    finally:
+        D.shutdown(trainer.dist)
+
+
+def resume(run_dir: Path, steps: int | None = None) -> Path | None:
+    state = load_checkpoint(run_dir)
+    data = dict(state["config"])
+    data["out"] = str(run_dir)
+    if steps is not None:
+        data["steps"] = steps
+    cfg = TrainConfig.model_validate(data)
+    trainer = Trainer(cfg, resume=state)
+    try:
+        return trainer.run()
+    finally:
+        D.shutdown(trainer.dist)

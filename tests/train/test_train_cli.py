@@ -1,0 +1,83 @@
+"""The command line: bad input gives one clear line and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from restyle.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:
+    code = main(["train", *argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_missing_style_image(capsys, photo_dir: Path, tmp_path: Path) -> None:
+    code, err = _run(
+        capsys, "--style-image", str(tmp_path / "nope.jpg"), "--data", str(photo_dir), "--out", str(tmp_path / "r")
+    )
+    assert code == 2 and "style image not found" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_empty_data_folder(capsys, style_image: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, err = _run(
+        capsys, "--style-image", str(style_image), "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")
+    )
+    assert code == 2 and "no photos" in err
+
+
+def test_unknown_arch_and_bad_values(capsys, style_image: Path, photo_dir: Path, tmp_path: Path) -> None:
+    base = ["--style-image", str(style_image), "--data", str(photo_dir), "--out", str(tmp_path / "r")]
+    code, err = _run(capsys, *base, "--arch", "vgg")
+    assert code == 2 and "unknown architecture" in err
+    code, err = _run(capsys, *base, "--steps", "0")
+    assert code == 2 and "--steps" in err
+    code, err = _run(capsys, *base, "--style-layers", "relu1_1,relu7_1")
+    assert code == 2 and "relu7_1" in err
+
+
+def test_bad_flag_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--no-such-flag"])
+    assert exc.value.code == 2
+
+
+def test_resume_without_checkpoint(capsys, tmp_path: Path) -> None:
+    code, err = _run(capsys, "--resume", str(tmp_path))
+    assert code == 2 and "no checkpoint" in err
+
+
+def test_corrupt_photos_are_counted_not_fatal(capsys, style_image: Path, photo_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in photo_dir.rglob("*.jpg"):
+        (data / p.name).write_bytes(p.read_bytes())
+    (data / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    code = main(
+        [
+            "train",
+            "--style-image",
+            str(style_image),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "r"),
+            "--steps",
+            "1",
+            "--image-size",
+            "32",
+            "--style-size",
+            "32",
+            "--batch-size",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "skipped 1 unreadable" in out
+    assert (tmp_path / "r" / "final.pt").is_file()

@@ -1,0 +1,109 @@
+"""Training behaviour on tiny images: loss goes down, resume is exact, checkpoints are atomic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from restyle.models.serialization import load_model
+from restyle.train import checkpoint as ckpt
+from restyle.train.config import TrainConfig
+from restyle.train.loop import Trainer, resume, train
+
+TINY = {"image_size": 48, "style_size": 64, "batch_size": 2, "log_every": 1, "sample_every": 1000}
+
+
+def _cfg(photo_dir: Path, style_image: Path, out: Path, **kw) -> TrainConfig:
+    return TrainConfig(style_images=[style_image], data=photo_dir, out=out, **{**TINY, **kw})
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_thirty_steps_lower_the_total_loss(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
+    cfg = _cfg(photo_dir, style_image, tmp_path / "run", steps=30, lr=1e-2, checkpoint_every=30, seed=3)
+    final = train(cfg)
+    m = _metrics(tmp_path / "run")
+    first = sum(r["total"] for r in m[:5]) / 5
+    last = sum(r["total"] for r in m[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    net, record = load_model(final)
+    assert record["style_names"] == ["stripes"]
+    meta = record["metadata"]
+    assert meta["steps"] == 30 and meta["arch"] == "fast"
+    assert len(meta["style_images"][0]["sha256"]) == 64
+    assert set(meta["final_losses"]) >= {"content", "style", "tv", "total"}
+    assert (tmp_path / "run" / "samples" / "step_000030.png").is_file()
+
+
+def test_resume_reproduces_the_uninterrupted_run(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
+    straight = _cfg(photo_dir, style_image, tmp_path / "a", steps=6, checkpoint_every=3, seed=5)
+    train(straight)
+    first_half = _cfg(photo_dir, style_image, tmp_path / "b", steps=3, checkpoint_every=3, seed=5)
+    train(first_half)
+    resume(tmp_path / "b", steps=6)
+    a = [r["total"] for r in _metrics(tmp_path / "a")]
+    b = [r["total"] for r in _metrics(tmp_path / "b")]
+    assert len(a) == len(b) == 6
+    assert a == pytest.approx(b, rel=1e-5)
+    wa = torch.load(tmp_path / "a" / "final.pt", weights_only=True)["state_dict"]
+    wb = torch.load(tmp_path / "b" / "final.pt", weights_only=True)["state_dict"]
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_interrupted_checkpoint_write_keeps_the_last_good_one(
+    photo_dir: Path, style_image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    trainer = Trainer(_cfg(photo_dir, style_image, run, steps=2, seed=1))
+    trainer.step = 1
+    trainer.checkpoint()
+    good = (run / ckpt.CHECKPOINT_NAME).read_bytes()
+
+    real_save = torch.save
+
+    def crash_mid_write(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as fh:  # half the file written, then the process dies
+            fh.truncate(100)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", crash_mid_write)
+    trainer.step = 2
+    with pytest.raises(OSError):
+        trainer.checkpoint()
+    assert (run / ckpt.CHECKPOINT_NAME).read_bytes() == good
+    assert [p.name for p in run.iterdir() if p.name.endswith(".tmp.pt")] == []
+    assert ckpt.load_checkpoint(run)["step"] == 1
+
+
+def test_multi_style_network_trains_every_style(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
+    from restyle.imaging import save_image
+
+    second = tmp_path / "flat.png"
+    save_image(torch.full((32, 32, 3), 0.2).numpy(), second)
+    cfg = TrainConfig(
+        style_images=[style_image, second],
+        data=photo_dir,
+        out=tmp_path / "run",
+        steps=4,
+        checkpoint_every=4,
+        seed=0,
+        **{k: v for k, v in TINY.items()},
+    )
+    trainer = Trainer(cfg)
+    assert {trainer.style_index(s) for s in range(20)} == {0, 1}
+    final = trainer.run()
+    net, record = load_model(final)
+    assert net.num_styles == 2 and record["style_names"] == ["stripes", "flat"]
+
+
+def test_temporal_loss_is_reported_when_enabled(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
+    cfg = _cfg(photo_dir, style_image, tmp_path / "run", steps=2, temporal_weight=10.0, checkpoint_every=2)
+    train(cfg)
+    assert all(r["temporal"] > 0 for r in _metrics(tmp_path / "run"))
