@@ -1,0 +1,177 @@
+"""Gatys et al. 2016 style transfer and Gatys et al. 2015 texture synthesis by pixel optimization.
+
+The slow, exact reference the feed-forward networks approximate: VGG19 with
+the shipped Caffe weights, content matched at relu4_2, style matched as Gram
+matrices at relu1_1 ... relu5_1. Several style images blend by a weighted sum
+of their Gram matrices. ``scales > 1`` runs coarse to fine (each scale
+starts from the upsampled previous result), which finds large-scale structure
+cheaply and is how high resolutions stay tractable on a CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from restyle.errors import UserError
+from restyle.models.vgg import VGGFeatures
+from restyle.reference.losses import content_loss, gram_matrix, style_loss, total_variation, transfer_luminance
+from restyle.reference.optim import OptimResult, optimize_image
+
+CONTENT_LAYER = "relu4_2"
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+INITS = ("content", "noise")
+
+
+@functools.cache
+def vgg19() -> VGGFeatures:
+    """One shared VGG19 trunk up to relu5_1 (dequantizing the weights takes a moment)."""
+    return VGGFeatures(layers=(*STYLE_LAYERS, CONTENT_LAYER))
+
+
+@dataclass
+class GatysConfig:
+    """Knobs of one run. Weights are relative to losses that are means, so they do not depend on size."""
+
+    size: int = 512
+    steps: int = 300
+    optimizer: str = "lbfgs"
+    init: str = "content"
+    content_weight: float = 1.0
+    style_weight: float = 100.0
+    tv_weight: float = 1.0
+    preserve_color: bool = False
+    scales: int = 1
+    lr: float | None = None
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.size < 16:
+            raise UserError(f"size must be at least 16 pixels, not {self.size}")
+        if self.init not in INITS:
+            raise UserError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        if self.scales < 1 or self.size >> (self.scales - 1) < 16:
+            raise UserError(f"scales={self.scales} makes the coarsest scale smaller than 16 pixels")
+        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+            raise UserError("loss weights must not be negative")
+
+
+def resize_long(x: Tensor, size: int) -> Tensor:
+    """Resize NCHW so that the longer side is ``size``, keeping the aspect ratio."""
+    h, w = x.shape[-2:]
+    s = size / max(h, w)
+    hw = (max(1, round(h * s)), max(1, round(w * s)))
+    if hw == (h, w):
+        return x
+    return F.interpolate(x, size=hw, mode="bilinear", antialias=s < 1, align_corners=False).clamp(0, 1)
+
+
+def style_targets(
+    net: VGGFeatures, styles: Sequence[Tensor], weights: Sequence[float] | None, size: int
+) -> dict[str, Tensor]:
+    """Weighted blend of the styles' Gram matrices; each style is resized to ``size`` on its long side."""
+    if not styles:
+        raise UserError("at least one style image is needed")
+    if weights is None:
+        weights = [1.0 / len(styles)] * len(styles)
+    if len(weights) != len(styles):
+        raise UserError(f"{len(styles)} style image(s) but {len(weights)} style weight(s)")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise UserError("style weights must be non-negative and not all zero")
+    total = float(sum(weights))
+    out: dict[str, Tensor] = {}
+    with torch.no_grad():
+        for img, w in zip(styles, weights):
+            feats = net(resize_long(img, size), STYLE_LAYERS)
+            for k in STYLE_LAYERS:
+                out[k] = out.get(k, 0) + gram_matrix(feats[k]) * (w / total)
+    return out
+
+
+def _noise_like(x: Tensor, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (0.5 + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+
+def _scale_sizes(size: int, scales: int) -> list[int]:
+    return [size >> (scales - 1 - i) for i in range(scales)]
+
+
+def style_transfer(
+    content: Tensor,
+    styles: Sequence[Tensor],
+    style_weights: Sequence[float] | None = None,
+    config: GatysConfig | None = None,
+    callback: Callable[[int, int, Tensor], None] | None = None,
+    progress: bool = True,
+) -> OptimResult:
+    """Gatys et al. 2016. ``content`` and ``styles`` are 1x3xHxW in [0, 1]; returns the last scale's result.
+
+    ``callback(scale_index, step, image)`` sees every step (for ``--save-every``).
+    The history concatenates the scales; its first entry is the initial image at the first scale.
+    """
+    cfg = config or GatysConfig()
+    cfg.validate()
+    net = vgg19()
+    result: OptimResult | None = None
+    history: list[dict[str, float]] = []
+    for i, size in enumerate(_scale_sizes(cfg.size, cfg.scales)):
+        c = resize_long(content, size)
+        with torch.no_grad():
+            c_target = net(c, [CONTENT_LAYER])[CONTENT_LAYER]
+        s_targets = style_targets(net, styles, style_weights, size)
+        if result is not None:
+            init = F.interpolate(result.image, size=c.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            init = c if cfg.init == "content" else _noise_like(c, cfg.seed)
+
+        def loss_fn(x: Tensor, c_target: Tensor = c_target, s_targets: dict[str, Tensor] = s_targets):
+            feats = net(x)
+            lc = content_loss(feats[CONTENT_LAYER], c_target)
+            ls = style_loss({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, s_targets)
+            tv = total_variation(x)
+            total = cfg.content_weight * lc + cfg.style_weight * ls + cfg.tv_weight * tv
+            return {"total": total, "content": lc, "style": ls, "tv": tv}
+
+        cb = (lambda step, img, i=i: callback(i, step, img)) if callback else None
+        desc = f"gatys {size}px" + (f" ({i + 1}/{cfg.scales})" if cfg.scales > 1 else "")
+        result = optimize_image(init, loss_fn, cfg.steps, cfg.optimizer, cfg.lr, desc, cb, progress)
+        history += result.history
+    assert result is not None
+    image = transfer_luminance(result.image, content) if cfg.preserve_color else result.image
+    return OptimResult(image, history)
+
+
+def synthesize_texture(
+    style: Tensor,
+    size: tuple[int, int] = (256, 256),
+    steps: int = 300,
+    optimizer: str = "lbfgs",
+    seed: int = 0,
+    style_size: int | None = None,
+    callback: Callable[[int, Tensor], None] | None = None,
+    progress: bool = True,
+) -> OptimResult:
+    """Gatys et al. 2015: match only the Gram matrices, starting from noise, at any output ``size`` (H, W).
+
+    ``style_size`` (default: the output's long side) sets the scale at which
+    the texture's statistics are measured, hence the size of its elements.
+    """
+    h, w = size
+    if min(h, w) < 16:
+        raise UserError(f"texture size must be at least 16x16, not {h}x{w}")
+    net = vgg19()
+    targets = style_targets(net, [style], None, style_size or max(h, w))
+    init = _noise_like(torch.zeros(1, 3, h, w), seed)
+
+    def loss_fn(x: Tensor) -> dict[str, Tensor]:
+        feats = net(x, STYLE_LAYERS)
+        ls = style_loss({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, targets)
+        return {"total": ls, "style": ls}
+
+    return optimize_image(init, loss_fn, steps, optimizer, None, f"texture {h}x{w}", callback, progress)

@@ -1,0 +1,216 @@
+"""Images made by gradient ascent on a network: class visualization, adversarial and fooling images, DeepDream."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from restyle.reference.features import vgg_to
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur with reflect padding (Yosinski's periodic smoothing regularizer)."""
+    r = max(1, math.ceil(2.5 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = (k / k.sum()).to(x.device)
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _jitter(x: Tensor, amount: int, g: torch.Generator) -> tuple[int, int]:
+    if amount <= 0:
+        return 0, 0
+    dy, dx = (int(v) for v in torch.randint(-amount, amount + 1, (2,), generator=g))
+    return dy, dx
+
+
+class ClassVisualization:
+    """Gradient ascent from noise on one class logit with Yosinski et al. 2015's regularizers.
+
+    Jitter (random shifts) and periodic Gaussian blur suppress high-frequency
+    noise, L2 decay keeps pixels near grey, and clipping zeroes pixels with
+    little norm or contribution, so the image shows what the class "looks like".
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        steps: int = 200,
+        lr: float = 0.01,
+        jitter: int = 8,
+        l2: float = 1e-3,
+        blur_every: int = 4,
+        blur_sigma: float = 0.6,
+        clip_norm_pct: float = 5.0,
+        size: int = 224,
+    ):
+        self.model, self.steps, self.lr, self.jitter, self.l2 = model, steps, lr, jitter, l2
+        self.blur_every, self.blur_sigma, self.clip_norm_pct, self.size = blur_every, blur_sigma, clip_norm_pct, size
+
+    def attribute(self, target: int, seed: int = 0, progress: bool = True) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        # Work around grey (0.5): decay pulls towards it and clipping sets pixels to it.
+        d = 0.02 * torch.randn(1, 3, self.size, self.size, generator=g)
+        bar = tqdm(range(self.steps), desc="class visualization", disable=not progress, leave=False)
+        for step in bar:
+            dy, dx = _jitter(d, self.jitter, g)
+            x = torch.roll(d, (dy, dx), (2, 3)).requires_grad_(True)
+            score = self.model((x + 0.5).clamp(0, 1))[0, target]
+            (grad,) = torch.autograd.grad(score, x)
+            with torch.no_grad():
+                grad = torch.roll(grad, (-dy, -dx), (2, 3))
+                d += self.lr * grad / grad.abs().mean().clamp_min(1e-8)  # step of ~lr per pixel
+                d *= 1 - self.l2
+                d.clamp_(-0.5, 0.5)
+                if self.blur_every and step % self.blur_every == 0:
+                    d = gaussian_blur(d, self.blur_sigma)
+                if self.clip_norm_pct > 0:
+                    norm = d.norm(dim=1, keepdim=True)
+                    d *= norm >= torch.quantile(norm.flatten(), self.clip_norm_pct / 100)
+            bar.set_postfix(score=f"{float(score.detach()):.2f}")
+        return (d + 0.5).clamp(0, 1)
+
+
+@dataclass
+class AttackResult:
+    image: Tensor
+    target: int
+    steps: int
+    linf: float
+    before: dict[str, float]  # {class name: probability} of the top classes before
+    after: dict[str, float]
+    target_prob_before: float
+    target_prob_after: float
+    success: bool
+
+
+class TargetedAttack:
+    """Iterative targeted L-infinity attack (Kurakin et al. 2017 / PGD): push ``target`` to top-1 within ``eps``.
+
+    Steps of ``alpha`` along the sign of the gradient of the target's
+    log-probability, projected back into the eps-ball and [0, 1]; it stops once
+    the target leads by ``margin`` in logits so the change stays minimal.
+    """
+
+    def __init__(
+        self, model: nn.Module, eps: float = 4 / 255, alpha: float = 0.5 / 255, steps: int = 60, margin: float = 2.0
+    ):
+        self.model, self.eps, self.alpha, self.steps, self.margin = model, eps, alpha, steps, margin
+
+    def _top(self, x: Tensor, k: int = 3) -> tuple[dict[str, float], Tensor]:
+        with torch.no_grad():
+            p = self.model(x).softmax(1)[0]
+        names = getattr(self.model, "categories", None)
+        v, i = p.topk(k)
+        return {(names[j] if names else str(int(j))): float(q) for q, j in zip(v, i)}, p
+
+    def attribute(self, inputs: Tensor, target: int, progress: bool = True) -> AttackResult:
+        before, p0 = self._top(inputs)
+        x = inputs.clone()
+        done = 0
+        bar = tqdm(range(self.steps), desc="attack", disable=not progress, leave=False)
+        for done in bar:  # noqa: B007 - the count is reported
+            x.requires_grad_(True)
+            logits = self.model(x)
+            others = logits.clone()
+            others[0, target] = -float("inf")
+            lead = logits[0, target] - others.max()
+            if lead.item() >= self.margin:
+                x = x.detach()
+                break
+            loss = logits.log_softmax(1)[0, target]
+            (grad,) = torch.autograd.grad(loss, x)
+            with torch.no_grad():
+                x = x + self.alpha * grad.sign()
+                x = (inputs + (x - inputs).clamp(-self.eps, self.eps)).clamp(0, 1)
+            bar.set_postfix(lead=f"{float(lead.detach()):.2f}")
+        x = x.detach()
+        after, p1 = self._top(x)
+        top1 = int(p1.argmax())
+        return AttackResult(
+            x,
+            target,
+            done,
+            float((x - inputs).abs().max()),
+            before,
+            after,
+            float(p0[target]),
+            float(p1[target]),
+            top1 == target,
+        )
+
+
+def fooling_image(
+    model: nn.Module, target: int, size: int = 224, steps: int = 100, seed: int = 0, progress: bool = True
+) -> AttackResult:
+    """Nguyen et al. 2015: from noise, an unrecognisable image the classifier labels ``target`` with high confidence."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 3, size, size, generator=g)
+    attack = TargetedAttack(model, eps=1.0, alpha=2 / 255, steps=steps, margin=8.0)
+    return attack.attribute(noise, target, progress)
+
+
+class DeepDream:
+    """Mordvintsev et al. 2015: amplify whatever a VGG19 layer sees, by gradient ascent on its squared activations.
+
+    Coarse-to-fine octaves grow large structures; random jitter hides the
+    pooling grid. ``attribute`` returns the dreamed 1x3xHxW image in [0, 1].
+    """
+
+    def __init__(
+        self,
+        layer: str = "relu4_1",
+        octaves: int = 3,
+        octave_scale: float = 1.4,
+        steps: int = 10,
+        lr: float = 0.01,
+        jitter: int = 16,
+    ):
+        self.layer, self.octaves, self.octave_scale, self.steps, self.lr, self.jitter = (
+            layer,
+            octaves,
+            octave_scale,
+            steps,
+            lr,
+            jitter,
+        )
+        self.net = vgg_to(layer)
+
+    def objective(self, x: Tensor) -> Tensor:
+        """Mean squared activation of the layer (what the dream maximizes and the test measures)."""
+        return self.net(x)[self.layer].pow(2).mean()
+
+    def attribute(self, inputs: Tensor, seed: int = 0, progress: bool = True) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        h, w = inputs.shape[-2:]
+        sizes = [
+            (max(16, round(h / self.octave_scale**i)), max(16, round(w / self.octave_scale**i)))
+            for i in range(self.octaves)
+        ][::-1]
+        base = [F.interpolate(inputs, size=s, mode="bilinear", antialias=True, align_corners=False) for s in sizes]
+        detail = torch.zeros_like(base[0])
+        bar = tqdm(total=self.octaves * self.steps, desc=f"deepdream {self.layer}", disable=not progress, leave=False)
+        for octave, img in enumerate(base):
+            if octave:
+                detail = F.interpolate(detail, size=img.shape[-2:], mode="bilinear", align_corners=False)
+            x = (img + detail).clamp(0, 1)
+            for _ in range(self.steps):
+                dy, dx = _jitter(x, self.jitter, g)
+                xs = torch.roll(x, (dy, dx), (2, 3)).requires_grad_(True)
+                obj = self.objective(xs)
+                (grad,) = torch.autograd.grad(obj, xs)
+                with torch.no_grad():
+                    grad = torch.roll(grad, (-dy, -dx), (2, 3))
+                    x = (x + self.lr * grad / grad.abs().mean().clamp_min(1e-8)).clamp(0, 1)
+                bar.update()
+                bar.set_postfix(objective=f"{float(obj.detach()):.3g}")
+            detail = x - img
+        bar.close()
+        return x.detach()

@@ -1,0 +1,82 @@
+"""Losses of the optimization-based methods: Gram style loss, feature content loss, total variation.
+
+Kept deliberately small: these are the textbook definitions (Gatys et al.
+2015/2016, Mahendran & Vedaldi 2015), and the Gram matrix is the training
+package's when it exists so both halves of the product measure style alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+try:  # one definition of "style" across the product when the training package provides it
+    from restyle.train.losses import gram_matrix as _train_gram  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on what else is checked out
+    _train_gram = None
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """N x C x C feature correlations normalized by C*H*W, so layers of any size weigh alike."""
+    if _train_gram is not None:
+        return _train_gram(features)
+    n, c, h, w = features.shape
+    f = features.reshape(n, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def relative_mse(x: Tensor, target: Tensor) -> Tensor:
+    """Squared error relative to the target's energy: 1.0 means "as far off as predicting zeros".
+
+    Gatys' raw sums depend on image size, layer width and the weights' input
+    scale (Caffe's 0..255), so their loss weights must be retuned per setting;
+    relative errors keep one set of default weights meaningful everywhere.
+    """
+    target = target.expand_as(x)
+    return F.mse_loss(x, target) / target.pow(2).mean().clamp_min(1e-12)
+
+
+def style_loss(grams: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
+    """Mean over layers of the relative Gram difference (equal layer weights, as in Gatys 2016)."""
+    return sum(relative_mse(grams[k], targets[k]) for k in targets) / len(targets)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Relative feature reconstruction error (Gatys 2016 content loss, Mahendran & Vedaldi's normalized loss)."""
+    return relative_mse(features, target)
+
+
+def total_variation(x: Tensor, beta: float = 2.0) -> Tensor:
+    """Mean of (dx^2 + dy^2)^(beta/2): the natural-image prior of Mahendran & Vedaldi (beta=2 is smooth)."""
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    return (dx.pow(2) + dy.pow(2) + 1e-8).pow(beta / 2).mean()
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    """Peak signal-to-noise ratio in dB for images in [0, 1]."""
+    mse = F.mse_loss(a.clamp(0, 1), b.clamp(0, 1)).item()
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def luminance(x: Tensor) -> Tensor:
+    """Y of YIQ, N x 1 x H x W."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def transfer_luminance(stylized: Tensor, content: Tensor) -> Tensor:
+    """Keep the stylized luminance and the content's colour (YIQ chroma), Gatys et al. 2016 'preserving color'."""
+    m = _YIQ.to(stylized)
+    to_yiq = lambda t: torch.einsum("ij,njhw->nihw", m, t)  # noqa: E731
+    s, c = to_yiq(stylized), to_yiq(content)
+    if c.shape[-2:] != s.shape[-2:]:
+        c = F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)
+    yiq = torch.cat([s[:, :1], c[:, 1:]], 1)
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(m), yiq).clamp(0, 1)
