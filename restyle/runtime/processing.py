@@ -1,0 +1,88 @@
+"""Pixel-level pre- and post-processing around the network (numpy/OpenCV, no ONNX).
+
+Everything here works on ``HxWx3`` float32 RGB in [0, 1] (or NCHW batches for
+padding), the canonical form produced by ``restyle.imaging.decode_image``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# BT.601 full-range luma/chroma: a linear, exactly invertible transform, so
+# ``preserve_color`` changes luminance only and nothing else drifts.
+_RGB_TO_YCC = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)
+_YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC).astype(np.float32)
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area averaging to shrink (no aliasing), bicubic to enlarge; clipped back to [0, 1]."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    shrinking = height * width < h * w
+    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    return out if shrinking else np.clip(out, 0.0, 1.0, out=out)
+
+
+def fit_max_size(image: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Shrink so that the longest side is at most ``max_size`` (never enlarges)."""
+    if max_size is None:
+        return image
+    h, w = image.shape[:2]
+    longest = max(h, w)
+    if longest <= max_size:
+        return image
+    scale = max_size / longest
+    return resize(image, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def padded_size(length: int, stride: int, minimum: int) -> int:
+    """Smallest multiple of ``stride`` that is at least ``length`` and ``minimum``."""
+    return max(-(-length // stride) * stride, minimum)
+
+
+def reflect_pad(batch: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad an NCHW batch at the bottom/right to ``height`` x ``width``.
+
+    Reflection (not zeros or edge copies) keeps the padded border looking like
+    image content, so the network's response near the real border is unchanged
+    once cropped. numpy reflects repeatedly when the pad exceeds the image.
+    """
+    _, _, h, w = batch.shape
+    if (h, w) == (height, width):
+        return batch
+    return np.pad(batch, ((0, 0), (0, 0), (0, height - h), (0, width - w)), mode="reflect")
+
+
+def to_nchw(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def from_nchw(batch: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(batch[0].transpose(1, 2, 0), dtype=np.float32)
+
+
+def rgb_to_ycc(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ _RGB_TO_YCC.T
+
+
+def ycc_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    return ycc @ _YCC_TO_RGB.T
+
+
+def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """Luminance from the stylization, chroma from the photo (Gatys et al. 2016, luminance-only transfer)."""
+    y = stylized @ _RGB_TO_YCC[0]
+    ycc = rgb_to_ycc(photo)
+    ycc[..., 0] = y
+    return np.clip(ycc_to_rgb(ycc), 0.0, 1.0)
+
+
+def blend(stylized: np.ndarray, photo: np.ndarray, strength: float) -> np.ndarray:
+    """Linear mix: 0 is the photo, 1 the full stylization."""
+    if strength >= 1.0:
+        return stylized
+    return photo + np.float32(strength) * (stylized - photo)

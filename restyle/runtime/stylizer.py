@@ -1,0 +1,211 @@
+"""``Stylizer``: one ONNX Runtime session per model, shared by every front end.
+
+``run`` is the raw network (pads to the stride and crops back); ``stylize``
+is the whole photo pipeline: ``max_size`` -> style scale -> network (whole
+or tiled) -> guided upsampling -> ``preserve_color`` -> ``strength``.
+
+Thread safety: ``InferenceSession.run`` is safe to call concurrently, the
+tiling sessions are created once under a lock, and no per-call state lives on
+the object, so one Stylizer serves all API workers and video threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from restyle.errors import UserError
+from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE, OUTPUT_IMAGE
+from restyle.runtime import processing, tiling
+from restyle.runtime.guided import guided_upsample
+from restyle.runtime.model_info import ModelInfo, read_model_info
+from restyle.runtime.options import StyleWeights, StylizeOptions, style_vector
+from restyle.runtime.providers import provider_list, verify
+
+log = logging.getLogger(__name__)
+
+# Network inputs above this many pixels are tiled when tile="auto". At 4 MP the
+# fast network peaks around 1.5 GB on the CPU; tiles of 1 MP keep it near 0.5 GB.
+AUTO_TILE_PIXELS = 2048 * 2048
+THUMBNAIL_SIDE = 1024  # long side of the thumbnail whose instance-norm statistics tiles share
+BAND_ROWS = 512  # post-processing works in row bands to bound temporaries on huge photos
+
+
+class Stylizer:
+    """A loaded style model. Construct through ``Registry.get`` to share sessions."""
+
+    def __init__(self, path: str | os.PathLike, provider: str = "auto", threads: int | None = None):
+        self.path = Path(path)
+        self.info: ModelInfo = read_model_info(self.path)
+        meta = self.info.metadata
+        assert meta is not None
+        self.stride: int = meta.stride
+        self.style_names: list[str] = list(meta.style_names)
+        self.min_side = 4 * self.stride
+        if threads is not None and threads < 1:
+            raise UserError(f"threads must be at least 1, not {threads}")
+        self.threads = threads
+        self.requested_provider = provider
+        self._chain = provider_list(provider, meta.precision, meta.num_styles)
+        self._session = self._create_session(self.path.read_bytes())
+        self._lock = threading.Lock()
+        self._tiling: tuple[ort.InferenceSession, ort.InferenceSession, list[str]] | None = None
+
+    # -- sessions ---------------------------------------------------------
+    def _create_session(self, model: bytes) -> ort.InferenceSession:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.inter_op_num_threads = 1
+        if self.threads:
+            so.intra_op_num_threads = self.threads
+        so.log_severity_level = 3  # ORT's own warnings are not actionable for users
+        try:
+            session = ort.InferenceSession(model, so, providers=self._chain)
+        except Exception as exc:  # noqa: BLE001 - ORT raises bare RuntimeError/Fail subclasses
+            raise UserError(f"cannot load {self.path} with {self._chain[0][0]}: {exc}") from None
+        if self.requested_provider == "auto" and self._chain[0][0] not in session.get_providers():
+            log.warning("CUDA did not start; running %s on the CPU", self.path.name)
+            self._chain = provider_list("cpu")
+            return self._create_session(model)
+        verify(session, self._chain)
+        return session
+
+    @property
+    def providers(self) -> list[str]:
+        return self._session.get_providers()
+
+    def _tiling_sessions(self) -> tuple[ort.InferenceSession, ort.InferenceSession, list[str]]:
+        """Stats and apply graphs for thumbnail instance norm, built on first use."""
+        with self._lock:
+            if self._tiling is None:
+                import onnx
+
+                from restyle.runtime import thumbnail_norm
+
+                proto = onnx.load(str(self.path))
+                stats = self._create_session(thumbnail_norm.stats_model(proto).SerializeToString())
+                apply = self._create_session(thumbnail_norm.apply_model(proto).SerializeToString())
+                self._tiling = (stats, apply, thumbnail_norm.stat_names(proto))
+            return self._tiling
+
+    # -- the raw network ----------------------------------------------------
+    def _weights(self, style_weights: StyleWeights, n: int) -> np.ndarray:
+        if isinstance(style_weights, np.ndarray) and style_weights.ndim == 2:
+            if style_weights.shape != (n, len(self.style_names)):
+                raise UserError(f"style weights must have shape ({n}, {len(self.style_names)})")
+            return np.ascontiguousarray(style_weights, dtype=np.float32)
+        if style_weights is None:
+            vec = np.zeros(len(self.style_names), np.float32)
+            vec[0] = 1.0
+        elif isinstance(style_weights, np.ndarray):
+            vec = style_weights.astype(np.float32).reshape(-1)  # raw weights: no normalisation, as in PyTorch
+        else:
+            vec = style_vector(style_weights, self.style_names)
+        if vec.shape != (len(self.style_names),):
+            raise UserError(f"expected {len(self.style_names)} style weight(s), got {vec.size}")
+        return np.ascontiguousarray(np.broadcast_to(vec, (n, vec.size)))
+
+    def _forward(
+        self,
+        session: ort.InferenceSession,
+        batch: np.ndarray,
+        weights: np.ndarray,
+        extra: dict[str, np.ndarray] | None = None,
+        outputs: list[str] | None = None,
+    ) -> list[np.ndarray]:
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise UserError(f"expected an (N, 3, H, W) batch, got shape {batch.shape}")
+        _, _, h, w = batch.shape
+        padded = processing.reflect_pad(
+            batch,
+            processing.padded_size(h, self.stride, self.min_side),
+            processing.padded_size(w, self.stride, self.min_side),
+        )
+        feed = {INPUT_IMAGE: np.ascontiguousarray(padded), INPUT_STYLE: weights, **(extra or {})}
+        return session.run(outputs or [OUTPUT_IMAGE], feed)
+
+    def run(self, batch: np.ndarray, style_weights: StyleWeights = None) -> np.ndarray:
+        """The network on an NCHW float32 [0, 1] batch of any H, W; same shape out.
+
+        ``style_weights``: None (first style), an index or name, ``(S,)`` or ``(N, S)``
+        raw weights (numpy arrays are passed as given, exactly like the PyTorch model).
+        """
+        n, _, h, w = np.shape(batch)
+        out = self._forward(self._session, batch, self._weights(style_weights, n))[0]
+        return out[:, :, :h, :w]
+
+    # -- the photo pipeline -------------------------------------------------
+    def stylize(self, image: np.ndarray, options: StylizeOptions | None = None) -> np.ndarray:
+        """Stylize an ``HxWx3`` float32 RGB [0, 1] photo; returns the same form (size per ``max_size``)."""
+        options = options or StylizeOptions()
+        image = np.asarray(image, dtype=np.float32)
+        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+            raise UserError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+        photo = processing.fit_max_size(image, options.max_size)
+        if options.strength == 0:
+            return photo.copy()
+        vec = style_vector(options.style_weights, self.style_names)
+        h, w = photo.shape[:2]
+        scale = options.scale_for(h, w)
+        net_h, net_w = max(1, round(h / scale)), max(1, round(w / scale))
+        stylized = self._network(processing.resize(photo, net_h, net_w), vec, options.tile)
+        if (net_h, net_w) != (h, w):
+            stylized = guided_upsample(stylized, photo) if scale > 1 else processing.resize(stylized, h, w)
+        for y0 in range(0, h, BAND_ROWS):
+            band = slice(y0, min(h, y0 + BAND_ROWS))
+            out = stylized[band]
+            if options.preserve_color:
+                out = processing.preserve_color(out, photo[band])
+            stylized[band] = processing.blend(out, photo[band], options.strength)
+        return stylized
+
+    def tile_size(self, height: int, width: int, tile: int | str | None) -> int | None:
+        """The tile size the network input of this size will use, or None for one pass."""
+        if tile == 0:
+            return None
+        if isinstance(tile, int):
+            return tile if max(height, width) > tile else None
+        return tiling.DEFAULT_TILE if height * width > AUTO_TILE_PIXELS else None
+
+    def _network(self, image: np.ndarray, vec: np.ndarray, tile: int | str | None) -> np.ndarray:
+        h, w = image.shape[:2]
+        size = self.tile_size(h, w, tile)
+        if size is None:
+            return processing.from_nchw(self.run(processing.to_nchw(image), vec))
+        return self.stylize_tiled(image, vec, size)
+
+    def thumbnail_stats(self, image: np.ndarray, vec: np.ndarray) -> dict[str, np.ndarray]:
+        """Instance-norm statistics of every layer, measured on a thumbnail of ``image``."""
+        stats_session, _, names = self._tiling_sessions()
+        h, w = image.shape[:2]
+        k = min(1.0, THUMBNAIL_SIDE / max(h, w))
+        thumb = processing.resize(image, max(1, round(h * k)), max(1, round(w * k)))
+        values = self._forward(stats_session, processing.to_nchw(thumb), self._weights(vec, 1), outputs=names)
+        return dict(zip(names, values, strict=True))
+
+    def stylize_tiled(self, image: np.ndarray, vec: np.ndarray, tile: int) -> np.ndarray:
+        """Overlapping tiles sharing thumbnail statistics, blended with feathered weights."""
+        tile = max(self.min_side, tile // self.stride * self.stride)
+        overlap = min(tiling.DEFAULT_OVERLAP, tile // 3 // self.stride * self.stride)
+        stats = self.thumbnail_stats(image, vec)
+        _, apply_session, _ = self._tiling_sessions()
+        h, w = image.shape[:2]
+        weights = self._weights(vec, 1)
+        out = np.zeros((h, w, 3), np.float32)
+        total = np.zeros((h, w, 1), np.float32)
+        for win in tiling.plan(h, w, tile, overlap, self.stride):
+            patch = processing.to_nchw(image[win.y0 : win.y1, win.x0 : win.x1])
+            result = self._forward(apply_session, patch, weights, extra=stats)[0]
+            result = result[0, :, : win.y1 - win.y0, : win.x1 - win.x0].transpose(1, 2, 0)
+            wt = tiling.weights(win, h, w, overlap)[:, :, None]
+            out[win.y0 : win.y1, win.x0 : win.x1] += result * wt
+            total[win.y0 : win.y1, win.x0 : win.x1] += wt
+        out /= total
+        return out
