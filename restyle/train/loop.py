@@ -26,7 +26,7 @@ from restyle import __version__
 from restyle.atomic import atomic_path
 from restyle.errors import InputNotFound, UserError
 from restyle.imaging import decode_image, save_image
-from restyle.models.serialization import save_model
+from restyle.models.serialization import load_model, save_model
 from restyle.models.transformer import StyleNet, build_network
 from restyle.models.vgg import VGGFeatures
 from restyle.train import distributed as D
@@ -90,7 +90,10 @@ class Trainer:
 
         layers = list(dict.fromkeys([*cfg.style_layers, cfg.content_layer]))
         self.vgg = VGGFeatures(layers, weights=cfg.vgg_weights).to(self.device)
-        self.net: StyleNet = build_network(cfg.arch, len(cfg.style_images)).to(self.device)
+        self.net: StyleNet = build_network(cfg.arch, len(cfg.style_images))
+        if cfg.init is not None:
+            self._init_from(cfg.init)
+        self.net = self.net.to(self.device)
         self.channels_last = self.device.type == "cuda"
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -149,6 +152,15 @@ class Trainer:
             if len(imgs) == count:
                 break
         return torch.cat(imgs) if imgs else torch.rand(1, 3, size, size)
+
+    def _init_from(self, path: Path) -> None:
+        net, record = load_model(path)
+        if (net.arch, net.num_styles) != (self.net.arch, self.net.num_styles):
+            raise UserError(
+                f"--init {path} is a {net.arch} network with {net.num_styles} style(s); "
+                f"this run trains {self.net.arch} with {self.net.num_styles}"
+            )
+        self.net.load_state_dict(net.state_dict())
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["model"])

@@ -107,3 +107,14 @@ def test_temporal_loss_is_reported_when_enabled(photo_dir: Path, style_image: Pa
     cfg = _cfg(photo_dir, style_image, tmp_path / "run", steps=2, temporal_weight=10.0, checkpoint_every=2)
     train(cfg)
     assert all(r["temporal"] > 0 for r in _metrics(tmp_path / "run"))
+
+
+def test_init_from_a_trained_model_and_mismatch(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
+    from restyle.errors import UserError
+
+    first = train(_cfg(photo_dir, style_image, tmp_path / "a", steps=1, checkpoint_every=1))
+    tuned = Trainer(_cfg(photo_dir, style_image, tmp_path / "b", steps=1, init=first))
+    base, _ = load_model(first)
+    assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), tuned.net.state_dict().values()))
+    with pytest.raises(UserError, match="--init"):
+        Trainer(_cfg(photo_dir, style_image, tmp_path / "c", steps=1, init=first, arch="johnson"))
