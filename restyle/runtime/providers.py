@@ -9,6 +9,7 @@ nobody notices, so we check the session's providers and raise instead.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -57,10 +58,9 @@ def _preload_cuda_libraries() -> None:
     """Load the pip-installed CUDA/cuDNN libraries (those torch ships) without importing torch."""
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
-        try:
+        # Best effort: if it fails, the session check in ``verify`` reports the real problem.
+        with contextlib.suppress(Exception):
             preload()
-        except Exception:  # noqa: BLE001 - best effort; the session check below reports the real failure
-            pass
 
 
 def _trt_options(precision: str, num_styles: int) -> dict[str, Any]:
