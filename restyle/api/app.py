@@ -1,0 +1,93 @@
+"""The app factory: ``create_app(settings) -> FastAPI``.
+
+A factory (not a module-level app) so that each test, benchmark or uvicorn
+worker builds its own app with its own settings, metrics registry, pool and
+sessions; uvicorn calls it with ``--factory`` and no arguments, in which
+case the settings come from the ``RESTYLE_*`` environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from restyle import __version__
+from restyle.api import errors
+from restyle.api.admission import Admission
+from restyle.api.metrics import Metrics
+from restyle.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from restyle.api.routes import STATIC_DIR, api, ops, public
+from restyle.api.service import StyleService
+from restyle.api.settings import Settings
+
+DESCRIPTION = """Real-time neural style transfer.
+
+`POST /v1/stylize` with a photo (multipart field `image`, or the raw bytes with an image content type)
+returns the stylized image. `GET /v1/styles` lists the styles. Errors are JSON (`ErrorResponse`);
+every response carries `X-Request-ID`. When the server has API keys, send `Authorization: Bearer KEY`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Warm up in a background thread, so /healthz answers at once and /readyz flips when done."""
+    service: StyleService = app.state.service
+    metrics: Metrics = app.state.metrics
+    if app.state.settings.warmup:
+
+        def warm() -> None:
+            service.warm_up()
+            metrics.ready.set(1 if service.ready else 0)
+
+        threading.Thread(target=warm, name="restyle-warmup", daemon=True).start()
+    else:
+        service.mark_ready()
+        metrics.ready.set(1)
+    try:
+        yield
+    finally:
+        app.state.admission.close()
+        await asyncio.sleep(0)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; a bad models directory or setting fails here, before the port opens."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    app = FastAPI(
+        title="restyle",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = StyleService(settings)
+    app.state.admission = Admission(settings.effective_pool_size, settings.queue_size, metrics)
+    app.state.api_keys = sorted(key.encode() for key in settings.key_values())
+
+    errors.install(app)
+    app.include_router(public)
+    app.include_router(api)
+    app.include_router(ops)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Added innermost first: the request context wraps CORS, which wraps the body limit.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    if settings.cors_origins:  # closed by default: no CORS headers at all unless origins are configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Model", "X-Inference-Time-Ms", "Server-Timing", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
+    return app

@@ -1,0 +1,136 @@
+"""One JSON error shape for every failure, and the handlers that produce it.
+
+``restyle.errors.UserError`` already carries the right HTTP status (404
+unknown style, 413 too many pixels, 415 not an image...), so one handler
+maps the whole family; validation errors and Starlette's own HTTP errors
+are reshaped to the same body. Messages are scrubbed of anything that looks
+like a file path, and unexpected exceptions become a bare 500 (logged with
+the request ID, never echoed), so no response leaks the server's layout.
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from restyle.errors import BadImage, ImageTooLarge, UnknownStyle, UserError
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@~+-]+){2,}/?")
+
+
+class BodyTooLarge(UserError):
+    """More request bytes than ``max_upload_bytes``; raised before the rest is read."""
+
+    http_status = 413
+
+
+class Unauthorized(UserError):
+    http_status = 401
+
+
+class UnsupportedMediaType(UserError):
+    http_status = 415
+
+
+class NotReady(UserError):
+    http_status = 503
+
+
+# Machine-readable names for the UserError subclasses a client can meet.
+_KINDS: dict[type[UserError], str] = {
+    UnknownStyle: "unknown_style",
+    BadImage: "bad_image",
+    ImageTooLarge: "too_many_pixels",
+    BodyTooLarge: "body_too_large",
+    Unauthorized: "unauthorized",
+    UnsupportedMediaType: "unsupported_media_type",
+    NotReady: "not_ready",
+}
+# Rejection reasons counted in restyle_rejections (queue_full and deadline are counted by admission).
+_REJECTION_REASONS = {401: "unauthorized", 413: "too_large", 415: "bad_input", 422: "bad_input"}
+
+
+def scrub(message: str) -> str:
+    """Replace absolute paths in a message: a model or temp path tells an attacker too much."""
+    return _PATH.sub("<path>", message)
+
+
+def kind_of(exc: UserError) -> str:
+    for cls in type(exc).__mro__:
+        if cls in _KINDS:
+            return _KINDS[cls]
+        if cls is UserError:
+            break
+    name = type(exc).__name__
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() if name != "UserError" else "bad_request"
+
+
+def error_response(
+    request: Request | None,
+    status: int,
+    error: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    if request is not None and status in _REJECTION_REASONS:
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.rejections.labels(_REJECTION_REASONS[status]).inc()
+    body: dict[str, Any] = {"error": error, "message": scrub(message), "status": status, "request_id": request_id}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def user_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UserError)
+    status = exc.http_status
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status >= 500 and status != 503:
+        # e.g. MissingWeights: a deployment problem the client cannot fix; keep the detail in the log.
+        return error_response(
+            request, status, "server_error", "the server cannot serve this request now", None, headers
+        )
+    return error_response(request, status, kind_of(exc), str(exc), None, headers)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    fields = ", ".join(d["loc"][-1] for d in details if d["loc"]) or "request"
+    return error_response(request, 422, "invalid_parameters", f"invalid value for: {fields}", details)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "error"
+    detail = exc.detail if isinstance(exc.detail, str) else phrase
+    return error_response(
+        request, exc.status_code, phrase.lower().replace(" ", "_"), detail, None, dict(exc.headers or {})
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app`` (500s are produced by the request-context middleware)."""
+    app.add_exception_handler(UserError, user_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)

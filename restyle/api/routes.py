@@ -1,0 +1,244 @@
+"""The HTTP endpoints. Thin: parsing and status codes here, the work in ``StyleService``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from restyle.api.deps import AdmissionDep, MetricsDep, ServiceDep, SettingsDep, require_api_key
+from restyle.api.errors import BodyTooLarge, UnsupportedMediaType
+from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
+from restyle.imaging import MIME_TYPES, encode_image, normalize_format
+from restyle.runtime import StylizeOptions
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+RAW_TYPES = ("image/", "application/octet-stream")
+
+_errors = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        401: "Missing or wrong API key (only when keys are configured).",
+        404: "Unknown style.",
+        413: "Body over max_upload_bytes, or image over max_pixels.",
+        415: "Not an image, truncated, or an unsupported content type.",
+        422: "Invalid parameters or no image.",
+        429: "Queue full; see Retry-After.",
+        503: "Deadline exceeded or not ready.",
+    }.items()
+}
+
+public = APIRouter()
+api = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses={401: _errors[401]})
+ops = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+def _invalid(field: str, message: str, kind: str = "value_error") -> RequestValidationError:
+    return RequestValidationError([{"type": kind, "loc": ("body", field), "msg": message}])
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The raw body, never more than ``limit`` bytes in memory (the middleware stops the stream there)."""
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise BodyTooLarge(f"request body is larger than the limit of {limit} bytes")
+    return bytes(buf)
+
+
+async def _read_upload(request: Request, params: StylizeParams, limit: int) -> tuple[bytes, StylizeParams]:
+    """The image bytes and the parameters, from a multipart form or from a raw image body plus query."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=16, max_part_size=limit)
+        except StarletteHTTPException as exc:  # malformed multipart: Starlette says 400; it is bad input
+            raise _invalid("image", f"malformed multipart body: {exc.detail}") from None
+        try:
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise _invalid("image", "a multipart request needs an 'image' file field", "missing")
+            fields = {k: v for k, v in form.items() if k in StylizeParams.model_fields and isinstance(v, str)}
+            try:
+                params = StylizeParams.model_validate({**params.model_dump(exclude_unset=True), **fields})
+            except ValidationError as exc:
+                raise RequestValidationError(
+                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+                ) from None
+            data = await upload.read()
+        finally:
+            await form.close()
+    elif content_type.startswith(RAW_TYPES):
+        data = await _read_limited(request, limit)
+    else:
+        raise UnsupportedMediaType(
+            f"send the image as multipart/form-data (field 'image') or as a raw image/* body, not {content_type or 'no content type'!r}"
+        )
+    if not data:
+        raise _invalid("image", "the request contains no image bytes", "missing")
+    return data, params
+
+
+_STYLIZE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Either a multipart form with an `image` file (other fields as form fields or query "
+        "parameters), or the raw image bytes with an image content type (fields as query parameters).",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        **{
+                            name: {"type": "string", "description": field.description or ""}
+                            for name, field in StylizeParams.model_fields.items()
+                        },
+                    },
+                }
+            },
+            **{
+                mime: {"schema": {"type": "string", "format": "binary"}}
+                for mime in ("image/jpeg", "image/png", "image/webp")
+            },
+        },
+    }
+}
+
+
+@api.post(
+    "/stylize",
+    summary="Stylize a photo",
+    response_class=Response,
+    openapi_extra=_STYLIZE_BODY,
+    responses={
+        200: {
+            "description": "The stylized image.",
+            "content": {mime: {} for mime in MIME_TYPES.values()},
+            "headers": {
+                "X-Model": {"description": "The style that ran (MODEL or MODEL:STYLE).", "schema": {"type": "string"}},
+                "X-Inference-Time-Ms": {"description": "Time in the stylizer, ms.", "schema": {"type": "number"}},
+                "Server-Timing": {"description": "queue and inference durations, ms.", "schema": {"type": "string"}},
+            },
+        },
+        **{code: _errors[code] for code in (404, 413, 415, 422, 429, 503)},
+    },
+)
+async def stylize(
+    request: Request,
+    params: Annotated[StylizeParams, Query()],
+    settings: SettingsDep,
+    service: ServiceDep,
+    admission: AdmissionDep,
+    metrics: MetricsDep,
+) -> Response:
+    """Stylize one photo; inference runs in the bounded pool, never on the event loop."""
+    data, params = await _read_upload(request, params, settings.max_upload_bytes)
+    max_size = params.max_size or settings.max_size
+    if max_size > settings.max_size_limit:
+        raise _invalid("max_size", f"max_size must be at most {settings.max_size_limit}", "less_than_equal")
+    choice = service.resolve(params.style)
+    options = StylizeOptions(
+        strength=params.strength, preserve_color=params.preserve_color, max_size=max_size, style_weights=choice.style
+    )
+    fmt = normalize_format(params.format)
+    submitted = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def work() -> bytes:
+        timings["queue"] = time.monotonic() - submitted
+        image = service.decode(data)
+        began = time.perf_counter()
+        out = service.stylize(choice, image, options)
+        timings["inference"] = time.perf_counter() - began
+        metrics.inference.labels(choice.model).observe(timings["inference"])
+        metrics.batch_size.observe(1)
+        return encode_image(out, fmt, params.quality)
+
+    body = await admission.run(work, deadline=submitted + settings.request_timeout)
+    ms = {k: round(v * 1000, 1) for k, v in timings.items()}
+    suffix = "jpg" if fmt == "JPEG" else fmt.lower()
+    return Response(
+        body,
+        media_type=MIME_TYPES[fmt],
+        headers={
+            "X-Model": choice.label,
+            "X-Inference-Time-Ms": str(ms["inference"]),
+            "Server-Timing": f"queue;dur={ms['queue']}, inference;dur={ms['inference']}",
+            "Content-Disposition": f'inline; filename="restyled-{choice.model}.{suffix}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@api.get("/styles", summary="Installed styles with metadata", response_model=StylesResponse)
+async def list_styles(request: Request, service: ServiceDep) -> StylesResponse:
+    default = service.default_model()
+    root = request.scope.get("root_path", "")
+    entries = [
+        StyleEntry(
+            name=info.name,
+            arch=info.arch,
+            styles=list(info.style_names),
+            precision=info.precision,
+            size_bytes=info.size_bytes,
+            source=info.source,
+            summary=dict(info.summary or {}),
+            preview_url=root + request.app.url_path_for("style_preview", name=info.name),
+            default=info.name == default,
+        )
+        for info in service.infos()
+    ]
+    return StylesResponse(styles=entries, default=default)
+
+
+@api.get(
+    "/styles/{name}/preview",
+    name="style_preview",
+    summary="Thumbnail of the sample photo in this style",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: _errors[404], 429: _errors[429], 503: _errors[503]},
+)
+async def style_preview(name: str, service: ServiceDep, settings: SettingsDep, admission: AdmissionDep) -> Response:
+    choice = service.resolve(name)  # 404 before queueing
+    data = await admission.run(
+        lambda: service.preview(choice.model), deadline=time.monotonic() + settings.request_timeout
+    )
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+
+
+@public.get("/healthz", summary="Liveness: the process answers", response_model=Health)
+async def healthz() -> Health:
+    return Health()
+
+
+@public.get(
+    "/readyz",
+    summary="Readiness: models loaded and warmed up",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Still warming up, or warm-up failed."}},
+)
+async def readyz(service: ServiceDep) -> Any:
+    body = Readiness(ready=service.ready, models=list(service.warmed), error=service.warmup_error)
+    return JSONResponse(body.model_dump(), status_code=200 if service.ready else 503)
+
+
+@ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics_endpoint(metrics: MetricsDep, admission: AdmissionDep) -> Response:
+    metrics.queue_depth.set(admission.waiting)
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@public.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})

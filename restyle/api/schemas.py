@@ -1,0 +1,69 @@
+"""Typed request and response bodies: they validate input and become the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OutputFormat = Literal["jpeg", "jpg", "png", "webp"]
+
+
+class StylizeParams(BaseModel):
+    """Options of ``POST /v1/stylize``, from the query string and/or multipart form fields."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    style: str | None = Field(
+        None,
+        max_length=130,
+        description="A style from GET /v1/styles; MODEL:STYLE picks one style of a multi-style model. "
+        "Default: the server's default style.",
+        examples=["mosaic"],
+    )
+    strength: float = Field(1.0, ge=0.0, le=1.0, description="0 returns the photo, 1 the full stylization.")
+    preserve_color: bool = Field(False, description="Keep the photo's colours; take only the stylized luminance.")
+    max_size: int | None = Field(
+        None, ge=16, description="Longest side of the result in pixels (never enlarges). Default: the server's."
+    )
+    format: OutputFormat = Field("jpeg", description="Encoding of the result.")
+    quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error has this shape: no stack traces, no file paths."""
+
+    error: str = Field(description="Machine-readable kind, e.g. unknown_style, queue_full.", examples=["unknown_style"])
+    message: str = Field(description="One human-readable sentence.")
+    status: int = Field(description="The HTTP status, repeated for clients that lose it.")
+    request_id: str | None = Field(None, description="The X-Request-ID of this request, for support.")
+    details: list[dict[str, Any]] | None = Field(None, description="Per-field problems for 422 validation errors.")
+
+
+class StyleEntry(BaseModel):
+    """One installed style model."""
+
+    name: str = Field(description="The value to pass as ``style``.")
+    arch: str = Field(description="Network architecture (fast, johnson).")
+    styles: list[str] = Field(description="Style names inside the model; more than one means MODEL:STYLE works.")
+    precision: str
+    size_bytes: int
+    source: str = Field(description="bundled or user.")
+    summary: dict[str, Any] = Field(default_factory=dict, description="Training summary stored in the model.")
+    preview_url: str = Field(description="Thumbnail of the bundled sample photo in this style.")
+    default: bool = Field(False, description="Used when a request names no style.")
+
+
+class StylesResponse(BaseModel):
+    styles: list[StyleEntry]
+    default: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: list[str] = Field(default_factory=list, description="Models loaded and warmed up so far.")
+    error: str | None = Field(None, description="Why warm-up failed, if it did.")

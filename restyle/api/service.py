@@ -1,0 +1,139 @@
+"""The API's view of the runtime: which styles exist, one shared session per model, warm-up and previews.
+
+Everything model-related the routes need goes through this one object, so
+routes stay thin and tests can build the app around a real registry
+pointed at a temporary models directory. Sessions come from
+``Registry.get``, which caches one ``Stylizer`` per model: every request
+for a model shares one ONNX Runtime session (``run`` is thread-safe).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from restyle.api.settings import Settings
+from restyle.errors import UnknownStyle, UserError
+from restyle.imaging import decode_image, encode_image
+from restyle.runtime import Registry, StylizeOptions
+from restyle.runtime.model_info import ModelInfo
+from restyle.runtime.processing import fit_max_size
+from restyle.runtime.stylizer import Stylizer
+
+log = logging.getLogger("restyle.api")
+
+SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "sample.jpg"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A resolved ``style`` parameter: the model and which of its styles (no session yet)."""
+
+    model: str
+    style: str  # one of the model's style names
+    multi: bool  # the model holds several styles
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}:{self.style}" if self.multi else self.model
+
+
+class StyleService:
+    """Registry + shared sessions + readiness; thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        models = settings.models
+        # bundled=False (tests, private deployments): scan only the models directory.
+        bundled_dir = None if settings.bundled else (models or Path("/nonexistent-restyle-bundle"))
+        self.registry = Registry(user_dir=models, bundled_dir=bundled_dir)
+        self._previews: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.warmed: list[str] = []
+        self.warmup_error: str | None = None
+
+    # -- catalogue ---------------------------------------------------------------------------
+    def infos(self) -> list[ModelInfo]:
+        return self.registry.infos()
+
+    def default_model(self) -> str | None:
+        if self.settings.default_style:
+            return self.settings.default_style.split(":", 1)[0]
+        try:
+            return self.registry.default_name()
+        except UnknownStyle:
+            return None
+
+    def stylizer(self, model: str) -> Stylizer:
+        """The one shared session for ``model`` (loaded on first use)."""
+        return self.registry.get(model, provider=self.settings.provider, threads=self.settings.effective_threads)
+
+    def resolve(self, style: str | None) -> Choice:
+        """``None`` -> the default; ``MODEL`` -> its first style; ``MODEL:STYLE`` -> that style; else 404.
+
+        Reads only the (cached) model metadata, never builds a session, so it is
+        cheap enough for the event loop: unknown styles are refused before they
+        take a place in the inference queue.
+        """
+        spec = style or self.settings.default_style or self.default_model()
+        if not spec:
+            raise UnknownStyle("no style models are installed on this server")
+        model, _, sub = spec.partition(":")
+        info = self.registry.info(model)  # UnknownStyle for unknown or malformed names, before any path use
+        if sub and sub not in info.style_names:
+            raise UnknownStyle(f"model {model!r} has no style {sub!r}; it has: {', '.join(info.style_names)}")
+        return Choice(model, sub or info.style_names[0], len(info.style_names) > 1)
+
+    # -- work (called on pool threads) -------------------------------------------------------
+    def decode(self, data: bytes) -> np.ndarray:
+        """Bytes to the canonical array, refusing bombs from the header (413) and non-images (415)."""
+        return decode_image(data, max_pixels=self.settings.max_pixels)
+
+    def stylize(self, choice: Choice, image: np.ndarray, options: StylizeOptions) -> np.ndarray:
+        return self.stylizer(choice.model).stylize(image, options)
+
+    # -- warm-up and previews ----------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def warm_up(self) -> None:
+        """Load every model and stylize the sample once (which also renders its preview)."""
+        started = time.perf_counter()
+        try:
+            for info in self.infos():
+                self.preview(info.name)
+                with self._lock:
+                    self.warmed.append(info.name)
+            self._ready.set()
+            log.info("warm-up done: %d model(s) in %.1f s", len(self.warmed), time.perf_counter() - started)
+        except UserError as exc:
+            self.warmup_error = str(exc)
+            log.error("warm-up failed: %s", exc)
+        except Exception as exc:  # keep serving /healthz; /readyz reports the failure
+            self.warmup_error = type(exc).__name__
+            log.exception("warm-up failed")
+
+    def mark_ready(self) -> None:
+        """Skip warm-up (``warmup=False``): ready as soon as the catalogue is readable."""
+        self._ready.set()
+
+    def preview(self, model: str) -> bytes:
+        """A JPEG thumbnail of the bundled sample photo in ``model``'s first style, rendered once."""
+        with self._lock:
+            cached = self._previews.get(model)
+        if cached is not None:
+            return cached
+        choice = self.resolve(model)
+        photo = fit_max_size(decode_image(SAMPLE_PHOTO), self.settings.preview_size)
+        out = self.stylize(choice, photo, StylizeOptions(style_weights=choice.style))
+        data = encode_image(out, "jpeg", 85)
+        with self._lock:
+            self._previews[model] = data
+        return data

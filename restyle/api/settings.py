@@ -1,0 +1,125 @@
+"""Every server setting in one typed object, read from ``RESTYLE_*`` environment variables.
+
+One object (not scattered ``os.environ`` look-ups) so that the CLI, the app
+factory, the tests and the documentation agree on names, types, defaults
+and limits; pydantic validates them once at start-up, so a typo in a
+deployment fails loudly instead of serving with a silently wrong value.
+``restyle serve`` flags are written back to the environment so uvicorn
+worker processes (``--workers N``) build the same object.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _split_list(value: Any) -> Any:
+    """Accept ``a,b`` (what people type in env files) as well as a JSON list or a Python list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of ``restyle serve``; each field ``foo`` is read from ``RESTYLE_FOO``."""
+
+    model_config = SettingsConfigDict(env_prefix="RESTYLE_", extra="ignore", validate_default=True)
+
+    # --- where and how to listen -------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes; each loads its own models.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    access_log: bool = Field(True, description="One structured JSON line per request on the restyle.access logger.")
+
+    # --- models ---------------------------------------------------------------------------------
+    models: Path | None = Field(
+        None, description="Extra directory of .onnx styles (the same RESTYLE_MODELS the CLI reads)."
+    )
+    bundled: bool = Field(True, description="Also serve the styles bundled with the package.")
+    provider: Literal["auto", "cpu", "cuda", "tensorrt"] = "auto"
+    default_style: str | None = Field(None, description="Style used when a request names none (default: the first).")
+    warmup: bool = Field(True, description="Run every model once before /readyz says ready.")
+    preview_size: int = Field(160, ge=32, le=512, description="Longest side of the style preview thumbnails.")
+
+    # --- admission control ------------------------------------------------------------------
+    pool_size: int = Field(0, ge=0, le=256, description="Concurrent inferences; 0 = one per core.")
+    threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per inference; 0 = cores / pool_size.")
+    queue_size: int = Field(16, ge=0, le=10_000, description="Requests allowed to wait for the pool; beyond: 429.")
+    request_timeout: float = Field(30.0, gt=0, description="Per-request deadline in seconds (queue + inference): 503.")
+    batch_size: int = Field(1, ge=1, le=32, description="Micro-batch up to this many same-size requests (1 = off).")
+    batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="How long a batch waits for companions.")
+
+    # --- input limits -----------------------------------------------------------------------
+    max_upload_bytes: int = Field(20_000_000, ge=1, description="Larger request bodies get 413, unread.")
+    max_pixels: int = Field(40_000_000, ge=1, description="Larger images (from the header) get 413: bomb guard.")
+    max_size: int = Field(1024, ge=16, description="Default longest side of the output when a request sets none.")
+    max_size_limit: int = Field(4096, ge=16, description="Largest max_size a request may ask for.")
+
+    # --- security ---------------------------------------------------------------------------
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Bearer keys; empty = no authentication. Comma-separated in the env."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty = none (closed)."
+    )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _lists_from_text(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> Settings:
+        if self.max_size > self.max_size_limit:
+            raise ValueError(f"max_size ({self.max_size}) must not exceed max_size_limit ({self.max_size_limit})")
+        return self
+
+    @property
+    def effective_pool_size(self) -> int:
+        """Pool slots: one per core by default, so inference never oversubscribes the CPU."""
+        return self.pool_size or cpu_count()
+
+    @property
+    def effective_threads(self) -> int:
+        """Runtime threads per inference so that pool_size x threads is about the core count."""
+        return self.threads or max(1, cpu_count() // self.effective_pool_size)
+
+    def key_values(self) -> set[str]:
+        return {key.get_secret_value() for key in self.api_keys if key.get_secret_value()}
+
+    def to_env(self) -> dict[str, str]:
+        """The ``RESTYLE_*`` variables that rebuild this object (for uvicorn worker processes)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "api_keys":
+                text = ",".join(self.key_values())
+            elif name == "cors_origins":
+                text = ",".join(value)
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            env[f"RESTYLE_{name.upper()}"] = text
+        return env
