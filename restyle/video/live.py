@@ -1,0 +1,132 @@
+"""``restyle live``: the stylized camera feed in an OpenCV window.
+
+Checks run cheapest first and each failure is one clear line: OpenCV built
+without a GUI (the ``opencv-python-headless`` wheel, which this package
+depends on so that servers need no X libraries), no display, no camera.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from restyle.errors import UserError
+
+WINDOW = "restyle live"
+
+
+class NoDisplay(UserError):
+    exit_code = 3
+
+
+class NoCamera(UserError):
+    exit_code = 3
+
+
+def check_gui() -> None:
+    """Raise ``NoDisplay`` unless OpenCV can open a window here."""
+    import cv2
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        if not _has_gui(cv2):
+            raise NoDisplay(_HEADLESS)
+        raise NoDisplay("no display: $DISPLAY is not set (run it on a desktop session, or with X forwarding)")
+    if not _has_gui(cv2):
+        raise NoDisplay(_HEADLESS)
+
+
+_HEADLESS = (
+    "this OpenCV has no GUI support (opencv-python-headless); for 'restyle live' run: "
+    "pip uninstall -y opencv-python-headless && pip install opencv-python"
+)
+
+
+def _has_gui(cv2) -> bool:  # noqa: ANN001 - the module
+    """cv2.imshow raises 'The function is not implemented' in the headless build; probe without a window."""
+    info = cv2.getBuildInformation()
+    gui = [line for line in info.splitlines() if line.strip().startswith("GUI:")]
+    if gui and "NONE" in gui[0].upper():
+        return False
+    try:
+        cv2.namedWindow("restyle-probe", cv2.WINDOW_AUTOSIZE)
+        cv2.destroyWindow("restyle-probe")
+    except cv2.error:
+        return False
+    return True
+
+
+def open_camera(camera: str):  # noqa: ANN201 - cv2.VideoCapture
+    import cv2
+
+    source: int | str = int(camera) if camera.isdigit() else camera
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise NoCamera(f"cannot open camera {camera!r} (no such device, or it is in use)")
+    ok, _ = cap.read()
+    if not ok:
+        cap.release()
+        raise NoCamera(f"camera {camera!r} opened but delivers no frames")
+    return cap
+
+
+def run_live(
+    camera: str = "0",
+    style: str | None = None,
+    max_size: int = 640,
+    stabilize: bool = True,
+    device: str = "auto",
+    models: str | None = None,
+) -> int:
+    import cv2
+
+    from restyle.runtime import Registry, StylizeOptions
+    from restyle.video.stabilize import Stabilizer
+
+    check_gui()
+    registry = Registry(user_dir=models)
+    names = registry.names()
+    current = registry.resolve(style, provider=device)  # fail on a bad style before touching the camera
+    index = names.index(style) if style in names else -1
+    cap = open_camera(camera)
+    options = StylizeOptions(max_size=max_size)
+    stabilizer = Stabilizer() if stabilize else None
+    fps, last = 0.0, time.perf_counter()
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                raise NoCamera(f"camera {camera!r} stopped delivering frames")
+            rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+            out = current.stylize(rgb.astype(np.float32) / 255.0, options)
+            if stabilizer is not None:
+                small = cv2.resize(rgb, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
+                out = stabilizer(small, out)
+            view = cv2.cvtColor((np.clip(out, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+            now = time.perf_counter()
+            fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
+            last = now
+            label = f"{current.path.stem}  {fps:.1f} fps  [n/p style, s stabilize, q quit]"
+            cv2.putText(view, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.imshow(WINDOW, view)
+            key = cv2.waitKey(1) & 0xFF
+            if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                break
+            step = {ord("n"): 1, ord("p"): -1}.get(key, 0)
+            if ord("1") <= key <= ord("9") and key - ord("1") < len(names):
+                index, step = key - ord("1"), 0
+                current = registry.get(names[index], provider=device)
+            if step and names:
+                index = (index + step) % len(names)
+                current = registry.get(names[index], provider=device)
+            if step or ord("1") <= key <= ord("9"):
+                stabilizer = Stabilizer() if stabilizer is not None else None  # a new style is a new scene
+            if key == ord("s"):
+                stabilizer = None if stabilizer is not None else Stabilizer()
+    finally:
+        cap.release()
+        cv2.destroyAllWindows()
+    return 0

@@ -1,0 +1,132 @@
+"""Threaded stages joined by bounded queues: decode -> stylize -> stabilize -> encode.
+
+Why threads: FFmpeg (decode/encode), ONNX Runtime and OpenCV all release the
+GIL while they work, so one thread per stage keeps every core busy while a
+frame is being decoded, another stylized and a third encoded. Why bounded
+queues: a fast decoder must not run ahead and fill the memory with frames.
+
+Errors and interrupts: the first failure in any stage sets a shared stop
+event; every blocking ``put``/``get`` wakes up regularly to check it, so all
+threads finish promptly and the main thread re-raises the original error
+(a ``KeyboardInterrupt`` arrives in the main thread, which is only joining).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_END = object()
+_POLL_S = 0.1
+
+
+class Cancelled(Exception):
+    """Raised inside stages after another stage failed or the run was cancelled."""
+
+
+class Pipeline:
+    """Runs ``source`` -> ``stages`` -> ``sink``, each in its own thread.
+
+    ``source`` is an iterable (iterated in its own thread); each stage is a
+    function ``item -> item`` (called in order, one item at a time, so a stage
+    may keep state such as the previous frame); ``sink`` consumes the results.
+    ``cancel`` (an Event) lets another thread, e.g. a job worker, stop the run.
+    """
+
+    def __init__(
+        self,
+        source: Iterable[Any],
+        stages: list[Callable[[Any], Any]],
+        sink: Callable[[Any], None],
+        *,
+        queue_size: int = 4,
+        cancel: threading.Event | None = None,
+    ):
+        self.source = source
+        self.stages = stages
+        self.sink = sink
+        self.queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=queue_size) for _ in range(len(stages) + 1)]
+        self.stop = cancel or threading.Event()
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    # -- queue helpers that never block forever -------------------------------
+    def _put(self, q: queue.Queue[Any], item: Any) -> None:
+        while True:
+            if self.stop.is_set():
+                raise Cancelled
+            try:
+                q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            if self.stop.is_set():
+                raise Cancelled
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if not isinstance(exc, Cancelled):
+                self.errors.append(exc)
+        self.stop.set()
+
+    # -- the threads ----------------------------------------------------------
+    def _produce(self) -> None:
+        try:
+            for item in self.source:
+                self._put(self.queues[0], item)
+            self._put(self.queues[0], _END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._fail(exc)
+        finally:
+            close = getattr(self.source, "close", None)
+            if close is not None:
+                try:
+                    close()  # a generator's finally (closing the demuxer) runs in its own thread
+                except BaseException as exc:  # noqa: BLE001
+                    self._fail(exc)
+
+    def _stage(self, i: int) -> None:
+        fn, q_in, q_out = self.stages[i], self.queues[i], self.queues[i + 1]
+        try:
+            while (item := self._get(q_in)) is not _END:
+                self._put(q_out, fn(item))
+            self._put(q_out, _END)
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _consume(self) -> None:
+        try:
+            while (item := self._get(self.queues[-1])) is not _END:
+                self.sink(item)
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def run(self) -> None:
+        """Run to completion; re-raises the first stage error, or ``Cancelled`` if cancelled from outside."""
+        targets = [self._produce, *(lambda i=i: self._stage(i) for i in range(len(self.stages))), self._consume]
+        names = ["decode", *(getattr(s, "__name__", f"stage{i}") for i, s in enumerate(self.stages)), "encode"]
+        threads = [threading.Thread(target=t, name=f"video-{n}", daemon=True) for t, n in zip(targets, names)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(timeout=_POLL_S)
+        except BaseException:
+            self.stop.set()
+            for t in threads:
+                t.join()
+            raise
+        if self.errors:
+            raise self.errors[0]
+        if self.stop.is_set():
+            raise Cancelled("cancelled")
