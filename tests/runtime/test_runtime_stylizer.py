@@ -1,0 +1,133 @@
+"""Stylizer: raw network, options, tiling, guided upsampling, providers, threads (real ONNX Runtime)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pytest
+from skimage import data
+
+from restyle.errors import UserError
+from restyle.imaging import decode_image
+from restyle.runtime import ProviderUnavailable, StylizeOptions, Stylizer, processing
+from restyle.runtime.guided import guided_upsample
+from restyle.runtime.options import style_vector
+from restyle.runtime.providers import gpu_present
+from tests.conftest import SAMPLE_PHOTO
+from tests.export.models import exported
+
+
+@pytest.fixture(scope="module")
+def stylizer() -> Stylizer:
+    return Stylizer(exported(), provider="cpu", threads=2)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return decode_image(SAMPLE_PHOTO)
+
+
+def test_run_pads_odd_sizes_and_crops_back(stylizer: Stylizer) -> None:
+    x = np.random.default_rng(0).random((2, 3, 37, 51), dtype=np.float32)
+    out = stylizer.run(x)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    tiny = stylizer.run(np.full((1, 3, 1, 1), 0.5, np.float32))  # below the network's minimum size
+    assert tiny.shape == (1, 3, 1, 1)
+
+
+def test_style_weights_select_and_blend(stylizer: Stylizer) -> None:
+    x = np.random.default_rng(1).random((1, 3, 48, 48), dtype=np.float32)
+    a, b = stylizer.run(x, "stripes"), stylizer.run(x, 1)
+    mix = stylizer.run(x, {"stripes": 1, "dots": 1})
+    assert np.abs(a - b).mean() > 1e-3  # the two styles differ
+    assert np.abs(mix - a).mean() > 1e-4 and np.abs(mix - b).mean() > 1e-4
+    with pytest.raises(UserError):
+        style_vector("nope", stylizer.style_names)
+    with pytest.raises(UserError):
+        style_vector([1.0, -1.0], stylizer.style_names)
+
+
+def test_strength_zero_returns_the_original(stylizer: Stylizer, photo: np.ndarray) -> None:
+    out = stylizer.stylize(photo, StylizeOptions(strength=0.0))
+    assert np.array_equal(out, photo)
+    full = stylizer.stylize(photo)
+    half = stylizer.stylize(photo, StylizeOptions(strength=0.5))
+    np.testing.assert_allclose(half, (photo + full) / 2, atol=1e-5)
+
+
+def test_preserve_color_keeps_chroma(stylizer: Stylizer, photo: np.ndarray) -> None:
+    out = stylizer.stylize(photo, StylizeOptions(preserve_color=True))
+    plain = stylizer.stylize(photo)
+    chroma = lambda img: processing.rgb_to_ycc(img)[..., 1:]  # noqa: E731
+    inside = (out > 0.01).all(axis=2) & (out < 0.99).all(axis=2)  # ignore pixels clipped to the gamut
+    assert np.abs(chroma(out) - chroma(photo))[inside].max() < 1e-4
+    assert np.abs(chroma(plain) - chroma(photo)).mean() > 0.01  # without it, chroma does change
+    y = lambda img: processing.rgb_to_ycc(img)[..., 0]  # noqa: E731
+    assert np.abs(y(out) - y(plain))[inside].max() < 1e-4
+
+
+def test_max_size_limits_the_longest_side(stylizer: Stylizer, photo: np.ndarray) -> None:
+    out = stylizer.stylize(photo, StylizeOptions(max_size=200))
+    assert max(out.shape[:2]) == 200 and out.shape[2] == 3
+
+
+def test_tiled_matches_whole_image_on_a_mid_size_photo(stylizer: Stylizer) -> None:
+    image = data.astronaut().astype(np.float32) / 255.0  # 512x512
+    whole = stylizer.stylize(image, StylizeOptions(tile=0))
+    tiled = stylizer.stylize(image, StylizeOptions(tile=320))
+    diff = np.abs(whole - tiled)
+    assert diff.mean() < 2e-3 and np.percentile(diff, 99) < 0.03, (diff.mean(), np.percentile(diff, 99))
+    # Without shared (thumbnail) statistics every tile normalises itself: visibly different.
+    vec = style_vector(None, stylizer.style_names)
+    own = np.zeros_like(image)
+    for y0, x0 in [(0, 0), (0, 256), (256, 0), (256, 256)]:
+        tile = processing.to_nchw(image[y0 : y0 + 256, x0 : x0 + 256])
+        own[y0 : y0 + 256, x0 : x0 + 256] = processing.from_nchw(stylizer.run(tile, vec))
+    assert np.abs(own - whole).mean() > 3 * diff.mean()
+
+
+def test_style_scale_upsamples_with_photo_edges(stylizer: Stylizer, photo: np.ndarray) -> None:
+    out = stylizer.stylize(photo, StylizeOptions(style_scale=2))
+    assert out.shape == photo.shape
+    auto = stylizer.stylize(photo, StylizeOptions(style_scale="auto"))  # small photo: no change
+    np.testing.assert_allclose(auto, stylizer.stylize(photo), atol=1e-6)
+    # A stand-in stylization that follows the photo: guided upsampling restores edges bicubic loses.
+    h, w = photo.shape[0] // 2, photo.shape[1] // 2
+    low = processing.resize(photo, h, w)
+    bicubic = processing.resize(low, *photo.shape[:2])
+    guided = guided_upsample(low, photo)
+    assert np.abs(guided - photo).mean() < 0.5 * np.abs(bicubic - photo).mean()
+
+
+def test_options_are_validated() -> None:
+    for bad in (dict(strength=1.5), dict(max_size=0), dict(style_scale=0), dict(tile=10)):
+        with pytest.raises(UserError):
+            StylizeOptions(**bad)
+
+
+def test_concurrent_calls_share_one_session(stylizer: Stylizer) -> None:
+    images = [np.random.default_rng(i).random((64, 80, 3), dtype=np.float32) for i in range(6)]
+    expected = [stylizer.stylize(im) for im in images]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(stylizer.stylize, images))
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_fp16_model_runs_close_to_fp32(stylizer: Stylizer, photo: np.ndarray) -> None:
+    half = Stylizer(exported(fp16=True), provider="cpu")
+    assert half.info.precision == "fp16"
+    assert np.abs(half.stylize(photo) - stylizer.stylize(photo)).max() < 0.05
+
+
+def test_named_provider_is_never_a_silent_fallback() -> None:
+    with pytest.raises(UserError):
+        Stylizer(exported(), provider="npu")
+    if gpu_present():
+        pytest.skip("a GPU is present: cuda is expected to work here")
+    for name in ("cuda", "tensorrt"):
+        with pytest.raises(ProviderUnavailable):
+            Stylizer(exported(), provider=name)
+    assert Stylizer(exported(), provider="auto").providers == ["CPUExecutionProvider"]
