@@ -1,0 +1,150 @@
+"""Fixtures for the API tests: real ONNX models in a temp dir, apps built from typed settings, a real server.
+
+The models are exported once per session from a random (untrained) network:
+the API does not care what the pictures look like, only that a real model
+runs through the real runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from restyle.api.app import create_app
+from restyle.api.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "restyle" / "assets" / "sample.jpg"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's or CI's RESTYLE_* variables must not change what the tests build."""
+    for name in list(os.environ):
+        if name.startswith("RESTYLE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``duo`` (two styles: ink, fire) and ``mosaic`` (a copy under another name): one export, two entries."""
+    from restyle.export.onnx_export import export_onnx
+    from restyle.models.serialization import save_model
+    from restyle.models.transformer import build_network
+
+    root = tmp_path_factory.mktemp("api-models")
+    work = tmp_path_factory.mktemp("api-train")
+    torch.manual_seed(0)
+    save_model(build_network("fast", 2), work / "final.pt", ["ink", "fire"], {"note": "random test network"})
+    export_onnx(work / "final.pt", root / "duo.onnx", exporter="torchscript")
+    shutil.copy(root / "duo.onnx", root / "mosaic.onnx")
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_bytes() -> bytes:
+    return SAMPLE.read_bytes()
+
+
+@pytest.fixture
+def make_settings(models_dir: Path) -> Callable[..., Settings]:
+    def build(**overrides: object) -> Settings:
+        values: dict[str, object] = {"models": models_dir, "bundled": False, "max_size": 128, "preview_size": 64}
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return build
+
+
+def wait_ready(client: TestClient | httpx.Client, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError("server did not become ready")
+
+
+@pytest.fixture
+def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
+    """Build an app from settings overrides and return a started, ready TestClient."""
+    clients: list[TestClient] = []
+
+    def build(**overrides: object) -> TestClient:
+        app: FastAPI = create_app(make_settings(**overrides))
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        wait_ready(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+class Server:
+    """A real ``restyle serve`` process on a free loopback port."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str, log: list[str]):
+        self.proc, self.url, self.log = proc, url, log
+
+
+def start_server(models_dir: Path, env: dict[str, str] | None = None, timeout: float = 90.0) -> Server:
+    """Start ``python -m restyle serve --port 0`` and read the bound port from uvicorn's banner."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESTYLE_")}
+    full_env.update({"RESTYLE_BUNDLED": "false", "RESTYLE_MAX_SIZE": "128", "RESTYLE_PREVIEW_SIZE": "64"})
+    full_env.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "restyle", "serve", "--port", "0", "--models", str(models_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+        cwd=REPO,
+    )
+    log: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        log.append(line)
+        match = re.search(r"Uvicorn running on (http://[\d.]+:\d+)", line)
+        if match:
+            server = Server(proc, match.group(1), log)
+            # Keep draining the log so the pipe never fills and blocks the server.
+            threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+            with httpx.Client(base_url=server.url, timeout=10) as c:
+                wait_ready(c, timeout=max(1.0, deadline - time.monotonic()))
+            return server
+    proc.kill()
+    raise AssertionError("server did not start:\n" + "".join(log))
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
