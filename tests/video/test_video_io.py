@@ -1,0 +1,113 @@
+"""Round trips through real FFmpeg (PyAV): frames, frame rate, audio, rotation, VFR, errors, atomicity."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from restyle.cli import main
+from restyle.errors import UserError
+from restyle.video.io import BadVideo, probe
+from restyle.video.stylize import stylize_video
+from tests.video.clips import audio_packets, moving_scene, video_summary, write_clip
+
+
+def test_round_trip_keeps_frames_rate_and_audio(clip: Path, model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    code = main(["video", str(clip), "-o", str(out), "--style", str(model_path), "--device", "cpu"])
+    assert code == 0
+    n_in, rate_in, times_in = video_summary(clip)
+    n_out, rate_out, times_out = video_summary(out)
+    assert (n_out, rate_out) == (n_in, rate_in) == (12, 12)
+    assert times_out == pytest.approx(times_in)
+    assert audio_packets(out) == audio_packets(clip)  # copied bit for bit
+    with av.open(str(out)) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.name, ctx.pix_fmt, ctx.profile) == ("h264", "yuv420p", "High")
+    assert not list(tmp_path.glob(".out.mp4.*"))  # no temporary left behind
+
+
+def test_rotation_is_applied_and_odd_sizes_become_even(stylizer, tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "rot.mp4", moving_scene(4, 64, 48), rotation=90, audio=False)
+    info = probe(src)
+    assert (info.width, info.height, info.rotation) == (48, 64, 90)
+    result = stylize_video(src, tmp_path / "out.mp4", stylizer, stabilize=False)
+    assert (result.width, result.height) == (48, 64)
+    out = probe(tmp_path / "out.mp4")
+    assert (out.width, out.height, out.rotation) == (48, 64, 0)
+    odd = write_clip(tmp_path / "odd.mp4", moving_scene(3, 62, 46), audio=False)
+    result = stylize_video(odd, tmp_path / "odd_out.mp4", stylizer, stabilize=False)
+    assert (result.width, result.height) == (62, 46)
+
+
+def test_variable_frame_rate_timestamps_survive(stylizer, tmp_path: Path) -> None:
+    pts = [0, 10, 15, 40, 45, 50, 90, 100]  # time base 1/120 s: irregular gaps
+    src = write_clip(tmp_path / "vfr.mp4", moving_scene(len(pts), 64, 48), pts=pts, audio=True)
+    stylize_video(src, tmp_path / "out.mp4", stylizer)
+    _, _, times_in = video_summary(src)
+    n, _, times_out = video_summary(tmp_path / "out.mp4")
+    assert n == len(pts)
+    assert times_out == pytest.approx(times_in, abs=1e-3)
+
+
+def test_start_and_duration_trim_video_and_audio(clip: Path, stylizer, tmp_path: Path) -> None:
+    result = stylize_video(clip, tmp_path / "cut.mp4", stylizer, start=0.25, duration=0.5)
+    n, rate, times = video_summary(tmp_path / "cut.mp4")
+    assert n == result.frames == 6 and rate == 12 and times[0] == 0.0
+    assert 0 < len(audio_packets(tmp_path / "cut.mp4")) < len(audio_packets(clip))
+
+
+def test_corrupt_and_missing_inputs_are_clear_errors(clip: Path, model_path: Path, tmp_path: Path, capsys) -> None:
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: len(clip.read_bytes()) // 3])
+    for bad in (garbage, truncated):
+        code = main(["video", str(bad), "-o", str(tmp_path / "x.mp4"), "--style", str(model_path)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "error:" in err[0] and "video" in err[0], err
+    assert not (tmp_path / "x.mp4").exists()
+    with pytest.raises(BadVideo):
+        probe(garbage)
+    code = main(["video", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "x.mp4"), "--style", str(model_path)])
+    assert code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_interrupted_run_leaves_no_file_at_target(clip: Path, stylizer, tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    cancel = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of a run
+
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(clip, target, stylizer, progress=progress, cancel=cancel)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+    target.write_bytes(b"previous result")  # an existing target is untouched by a failed run
+    with pytest.raises(UserError):
+        stylize_video(clip, target, stylizer, start=100.0)
+    assert target.read_bytes() == b"previous result"
+
+
+def test_existing_output_needs_overwrite(clip: Path, model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"x")
+    assert main(["video", str(clip), "-o", str(out), "--style", str(model_path)]) == 2
+    assert main(["video", str(clip), "-o", str(tmp_path / "o.avi"), "--style", str(model_path)]) == 2
+
+
+def test_frames_match_per_frame_stylization(clip: Path, stylizer, tmp_path: Path) -> None:
+    """The video path uses the photo pipeline: decoded output is close to stylizing each frame directly."""
+    stylize_video(clip, tmp_path / "o.mp4", stylizer, stabilize=False, audio=False)
+    with av.open(str(clip)) as a, av.open(str(tmp_path / "o.mp4")) as b:
+        first_in = next(a.decode(video=0)).to_ndarray(format="rgb24")
+        first_out = next(b.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32) / 255
+    expected = stylizer.stylize(first_in.astype(np.float32) / 255)
+    assert np.abs(first_out - expected).mean() < 0.04  # H.264 + 4:2:0 loss only
