@@ -34,7 +34,7 @@ SAMPLE = REPO / "restyle" / "assets" / "sample.jpg"
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's or CI's RESTYLE_* variables must not change what the tests build."""
     for name in list(os.environ):
-        if name.startswith("RESTYLE_"):
+        if name.startswith("RESTYLE_") and not name.startswith("RESTYLE_TEST_"):
             monkeypatch.delenv(name)
 
 
