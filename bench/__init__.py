@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench --write docs/benchmarks.md`` runs every module here."""
