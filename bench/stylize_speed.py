@@ -65,12 +65,12 @@ def latency_rows(models: dict[str, Path], sizes: list[tuple[int, int]], repeats:
             xt = torch.from_numpy(x)
             reps = repeats if h * w <= 512 * 512 else max(1, repeats // 2)
 
-            def eager(xt=xt) -> None:
+            def eager(xt=xt, net=net) -> None:
                 with torch.inference_mode():
                     net(xt)
 
             t_torch = _median_time(eager, reps)
-            t_ort = _median_time(lambda x=x: stylizer.run(x), reps)
+            t_ort = _median_time(lambda x=x, s=stylizer: s.run(x), reps)
             rows.append([arch, f"{w}x{h}", f"{t_torch * 1000:.0f}", f"{t_ort * 1000:.0f}", f"{t_torch / t_ort:.2f}x"])
             print("  ", rows[-1], flush=True)
     return rows
@@ -79,7 +79,7 @@ def latency_rows(models: dict[str, Path], sizes: list[tuple[int, int]], repeats:
 def folder_rate(model: Path, photos: Path, limit: int) -> tuple[int, float]:
     """Decode + stylize (max 1024 px) + encode JPEG, the whole CLI path, sequentially."""
     from restyle.imaging import IMAGE_SUFFIXES, decode_image, encode_image
-    from restyle.runtime import Stylizer, StylizeOptions
+    from restyle.runtime import StylizeOptions, Stylizer
 
     stylizer = Stylizer(model, provider="cpu")
     files = sorted(p for p in photos.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
@@ -105,7 +105,7 @@ def _vm_hwm_mb() -> float:
 def _peak_child(model: Path, megapixels: float) -> None:
     """Runs in a fresh process: stylize a synthetic photo of ``megapixels``, print time and peak RSS."""
     from restyle.imaging import decode_image
-    from restyle.runtime import Stylizer, StylizeOptions, processing
+    from restyle.runtime import StylizeOptions, Stylizer, processing
 
     stylizer = Stylizer(model, provider="cpu")
     base_rss = _vm_hwm_mb()
