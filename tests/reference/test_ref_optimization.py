@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from restyle.errors import UserError
+from restyle.reference import gatys
+from restyle.reference.inversion import invert
+from restyle.reference.losses import gram_matrix, psnr, transfer_luminance
+
+from .conftest import photo
+
+
+def test_gram_is_normalized_by_chw():
+    f = torch.ones(1, 4, 3, 5)
+    assert torch.allclose(gram_matrix(f), torch.full((1, 4, 4), 15 / 60))
+
+
+def test_gatys_lowers_its_loss_by_90_percent():
+    torch.manual_seed(0)
+    cfg = gatys.GatysConfig(size=64, steps=40, style_weight=1e3)
+    r = gatys.style_transfer(photo("chelsea", None), [photo("immunohistochemistry", None)], config=cfg, progress=False)
+    assert r.image.shape[-1] == 64 and r.reduction() > 0.9, r.history[-1]
+
+
+def test_texture_synthesis_lowers_its_loss_by_90_percent():
+    r = gatys.synthesize_texture(photo("immunohistochemistry", None), (48, 48), steps=40, progress=False)
+    assert r.reduction() > 0.9
+
+
+def test_inversion_from_relu2_2_reconstructs_the_photo():
+    x = photo("chelsea", 64)
+    r = invert(x, "relu2_2", steps=60, progress=False)
+    assert psnr(r.image, x) > 20.0
+
+
+def test_preserve_color_keeps_content_chroma():
+    c, s = photo("chelsea", 32), photo("coffee", 32)
+    out = transfer_luminance(s, c)
+    lum = lambda t: (t * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)  # noqa: E731
+    assert torch.allclose(lum(out), lum(s).clamp(0, 1), atol=0.05)
+
+
+def test_bad_settings_are_user_errors():
+    with pytest.raises(UserError):
+        gatys.GatysConfig(size=64, scales=5).validate()
+    with pytest.raises(UserError):
+        invert(photo("chelsea", 32), "relu9_9", steps=1, progress=False)
+    with pytest.raises(UserError):
+        gatys.style_targets(gatys.vgg19(), [photo("coffee", 32)], [0.5, 0.5], 32)
