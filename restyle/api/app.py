@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from restyle import __version__
 from restyle.api import errors
 from restyle.api.admission import Admission
+from restyle.api.batching import MicroBatcher
 from restyle.api.metrics import Metrics
 from restyle.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from restyle.api.routes import STATIC_DIR, api, ops, public
@@ -70,6 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.service = StyleService(settings)
     app.state.admission = Admission(settings.effective_pool_size, settings.queue_size, metrics)
+    app.state.batcher = (
+        MicroBatcher(
+            app.state.service, app.state.admission, metrics, settings.batch_size, settings.batch_wait_ms / 1000
+        )
+        if settings.batch_size > 1
+        else None
+    )
     app.state.api_keys = sorted(key.encode() for key in settings.key_values())
 
     errors.install(app)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -14,11 +15,13 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from restyle.api.batching import MicroBatcher, finish
 from restyle.api.deps import AdmissionDep, MetricsDep, ServiceDep, SettingsDep, require_api_key
 from restyle.api.errors import BodyTooLarge, UnsupportedMediaType
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
 from restyle.imaging import MIME_TYPES, encode_image, normalize_format
 from restyle.runtime import StylizeOptions
+from restyle.runtime.processing import fit_max_size
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RAW_TYPES = ("image/", "application/octet-stream")
@@ -155,9 +158,11 @@ async def stylize(
     submitted = time.monotonic()
     timings: dict[str, float] = {}
 
-    def work() -> bytes:
+    deadline = submitted + settings.request_timeout
+
+    def work(photo: np.ndarray | None = None) -> bytes:
         timings["queue"] = time.monotonic() - submitted
-        image = service.decode(data)
+        image = service.decode(data) if photo is None else photo
         began = time.perf_counter()
         out = service.stylize(choice, image, options)
         timings["inference"] = time.perf_counter() - began
@@ -165,7 +170,24 @@ async def stylize(
         metrics.batch_size.observe(1)
         return encode_image(out, fmt, params.quality)
 
-    body = await admission.run(work, deadline=submitted + settings.request_timeout)
+    batcher: MicroBatcher | None = request.app.state.batcher
+    if batcher is None:
+        body = await admission.run(work, deadline)
+    else:  # experimental: see restyle/api/batching.py
+        photo = await admission.run(lambda: fit_max_size(service.decode(data), max_size), deadline)
+        if not batcher.eligible(photo):
+            body = await admission.run(lambda: work(photo), deadline)
+        else:
+            timings["queue"] = time.monotonic() - submitted
+            began = time.perf_counter()
+            stylized = await batcher.network(choice, photo, deadline)
+            timings["inference"] = time.perf_counter() - began
+            body = await admission.run(
+                lambda: encode_image(
+                    finish(stylized, photo, params.strength, params.preserve_color), fmt, params.quality
+                ),
+                deadline,
+            )
     ms = {k: round(v * 1000, 1) for k, v in timings.items()}
     suffix = "jpg" if fmt == "JPEG" else fmt.lower()
     return Response(

@@ -1,0 +1,117 @@
+"""Optional micro-batching: same-model, same-size requests share one network call.
+
+Off by default (``batch_size=1``) because it did not pay on CPU: ONNX
+Runtime already spreads one image's convolutions over the cores, so a batch
+of N costs about N single runs, and the extra hops (decode, wait for
+companions, network, post-process) add latency. ``bench/api_load.py
+--batch-size N`` measures it again on other hardware (a GPU is where
+batching usually wins); see docs/api.md for the numbers.
+
+How: a request decodes and resizes its photo in the pool, then joins the
+pending group for ``(model, height, width)``. The group is flushed when it
+reaches ``batch_size`` or ``batch_wait_ms`` after its first member, as *one*
+admission job (so a full queue refuses the whole batch with 429), and each
+member then blends and encodes its own result in the pool. Photos that the
+runtime would tile or rescale take the ordinary path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from restyle.api.admission import Admission
+from restyle.api.metrics import Metrics
+from restyle.api.service import Choice, StyleService
+from restyle.runtime import processing
+from restyle.runtime.options import style_vector
+from restyle.runtime.stylizer import AUTO_TILE_PIXELS
+
+
+@dataclass
+class _Group:
+    images: list[np.ndarray] = field(default_factory=list)
+    weights: list[np.ndarray] = field(default_factory=list)
+    futures: list[asyncio.Future[np.ndarray]] = field(default_factory=list)
+    deadline: float = float("inf")
+    timer: asyncio.TimerHandle | None = None
+
+
+class MicroBatcher:
+    """Collects network inputs per (model, H, W) and runs each group as one ``Stylizer.run`` call."""
+
+    def __init__(
+        self, service: StyleService, admission: Admission, metrics: Metrics, max_batch: int, wait_s: float
+    ) -> None:
+        self.service = service
+        self.admission = admission
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self._groups: dict[tuple[str, int, int], _Group] = {}
+
+    @staticmethod
+    def eligible(photo: np.ndarray) -> bool:
+        """Only whole-image, unscaled passes can be stacked; tiled photos keep the ordinary path."""
+        h, w = photo.shape[:2]
+        return h * w <= AUTO_TILE_PIXELS
+
+    async def network(self, choice: Choice, photo: np.ndarray, deadline: float) -> np.ndarray:
+        """The raw network output (HxWx3) for ``photo``, computed in a batch with its neighbours."""
+        stylizer_names = self.service.registry.info(choice.model).style_names
+        vec = style_vector(choice.style, stylizer_names)
+        h, w = photo.shape[:2]
+        key = (choice.model, h, w)
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group()
+            group.timer = loop.call_later(self.wait_s, self._flush, key)
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        group.images.append(photo)
+        group.weights.append(vec)
+        group.futures.append(future)
+        group.deadline = min(group.deadline, deadline)
+        if len(group.images) >= self.max_batch:
+            self._flush(key)
+        return await future
+
+    def _flush(self, key: tuple[str, int, int]) -> None:
+        group = self._groups.pop(key, None)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+        asyncio.get_running_loop().create_task(self._run(key[0], group))
+
+    async def _run(self, model: str, group: _Group) -> None:
+        batch = np.ascontiguousarray(np.stack([processing.to_nchw(img)[0] for img in group.images]))
+        weights = np.ascontiguousarray(np.stack(group.weights))
+        self.metrics.batch_size.observe(len(group.images))
+
+        def job() -> tuple[np.ndarray, float]:
+            began = time.perf_counter()
+            out = self.service.stylizer(model).run(batch, weights)
+            return out, time.perf_counter() - began
+
+        try:
+            out, elapsed = await self.admission.run(job, group.deadline)
+        except Exception as exc:  # Overloaded / DeadlineExceeded / runtime errors go to every member
+            for future in group.futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.metrics.inference.labels(model).observe(elapsed / len(group.images))
+        for i, future in enumerate(group.futures):
+            if not future.done():
+                future.set_result(np.ascontiguousarray(out[i].transpose(1, 2, 0)))
+
+
+def finish(stylized: np.ndarray, photo: np.ndarray, strength: float, preserve_color: bool) -> np.ndarray:
+    """The runtime's post-processing for one batch member (colour preservation, then strength)."""
+    if preserve_color:
+        stylized = processing.preserve_color(stylized, photo)
+    return processing.blend(stylized, photo, strength)
