@@ -70,7 +70,9 @@ def warping_error(outputs: Sequence[np.ndarray], ref: TemporalReference) -> floa
 class StyleLoss:
     """Gram-matrix style loss of frames against one style image (VGG-19, the training layers)."""
 
-    def __init__(self, style_image: np.ndarray, style_size: int = 256, weights: str | None = None):
+    def __init__(
+        self, style_image: np.ndarray, style_size: int = 256, frame_size: int | None = 256, weights: str | None = None
+    ):
         import torch
 
         from restyle.models.vgg import VGGFeatures
@@ -79,6 +81,8 @@ class StyleLoss:
         from restyle.train.losses import gram_matrix
 
         self.torch = torch
+        self.fit = fit_max_size
+        self.frame_size = frame_size  # VGG is the slow part on a CPU; Gram statistics barely change with size
         self.layers = list(DEFAULT_STYLE_LAYERS)
         self.vgg = VGGFeatures(self.layers, weights=weights)
         style = fit_max_size(_float(style_image), style_size)
@@ -96,6 +100,6 @@ class StyleLoss:
         total = 0.0
         with self.torch.no_grad():
             for frame in frames:
-                feats = self.vgg(self._tensor(_float(frame)), self.layers)
+                feats = self.vgg(self._tensor(self.fit(_float(frame), self.frame_size)), self.layers)
                 total += float(style_loss(feats, self.grams))
         return total / max(1, len(frames))
