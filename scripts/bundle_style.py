@@ -46,7 +46,9 @@ def model_card(name: str, record: dict, source: str, onnx_path: Path, parity: li
 | source | {source} |
 | training photos | `{s["data"]}`, random resized crops of {s["image_size"]} px, flips |
 | steps × batch | {meta["steps"]} × {s["batch_size"]}{
-        f" (fine-tuned from `{Path(s['init']).parent.name}`, whose own steps come on top)" if s.get("init") else ""
+        f" (fine-tuned from `{Path(s['init']).parent.name}/{Path(s['init']).name}`; its steps come on top)"
+        if s.get("init")
+        else ""
     } |
 | style size | {s["style_size"]} px (shorter side) |
 | weights | content {s["content_weight"]} at `{s["content_layer"]}`, style {s["style_weight"]} at `{

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import platform
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.dist.is_main, unit="step", dynamic_ncols=True)
         acc: dict[str, float] = {}
         n_acc = 0
+        previous_term = _sigterm_as_interrupt()
         t_log = time.perf_counter()
         try:
             while self.step < cfg.steps:
@@ -329,6 +331,9 @@ class Trainer:
             raise TrainingInterrupted(
                 f"interrupted at step {self.step}; checkpoint saved, continue with: restyle train --resume {self.out}"
             ) from None
+        finally:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, previous_term)
         bar.close()
         final = self.finish()
         if self.dist.is_main:
@@ -338,6 +343,18 @@ class Trainer:
                     f"skipped {skipped} unreadable, truncated or tiny photo(s) of {len(self.dataset.files) + len(self.dataset.skipped_on_scan)}"
                 )
         return final
+
+
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (schedulers, ``kill``, containers stopping) like Ctrl-C: checkpoint, then exit."""
+
+    def handler(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. training started from a worker thread)
+        return signal.getsignal(signal.SIGTERM)
 
 
 def train(cfg: TrainConfig) -> Path | None:
