@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 import sqlite3
 import threading
 import time
@@ -37,6 +39,25 @@ log = logging.getLogger(__name__)
 STATES = ("queued", "running", "succeeded", "failed", "expired")
 FINISHED = ("succeeded", "failed")
 ID_LENGTH = 32  # uuid4 hex
+
+
+def runner_id() -> str:
+    """This process, as recorded on the jobs it claims (computed per call: workers may be forked)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _runner_alive(runner: str | None) -> bool:
+    """Whether the process that claimed a job still runs (only knowable for this host's processes)."""
+    host, _, pid = (runner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class JobSettings(BaseSettings):
@@ -81,6 +102,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
+    runner: str | None = None  # "host:pid" of the process running it
 
     @property
     def progress(self) -> float:
@@ -92,6 +114,7 @@ class Job:
         """What ``GET /v1/jobs/{id}`` shows (no file paths)."""
         out = asdict(self)
         out.pop("input_name")
+        out.pop("runner")
         out["progress"] = round(self.progress, 4)
         out["expires_at"] = self.finished_at + retention if self.finished_at and self.state in FINISHED else None
         return out
@@ -109,7 +132,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     frames_total INTEGER NOT NULL DEFAULT 0,
     started_at REAL,
     finished_at REAL,
-    error TEXT
+    error TEXT,
+    runner TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
 """
@@ -125,6 +149,7 @@ _COLUMNS = [
     "started_at",
     "finished_at",
     "error",
+    "runner",
 ]
 
 
@@ -184,7 +209,10 @@ class JobStore:
                     self._db.execute("COMMIT")
                     return None
                 now = time.time()
-                self._db.execute("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?", (now, row[0]))
+                self._db.execute(
+                    "UPDATE jobs SET state = 'running', started_at = ?, runner = ? WHERE id = ?",
+                    (now, runner_id(), row[0]),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -194,13 +222,21 @@ class JobStore:
         return job
 
     def fail_interrupted(self, message: str) -> list[str]:
-        """Mark every ``running`` job failed (called at start-up: its process is gone)."""
+        """Mark ``running`` jobs whose process is gone as failed (called at start-up).
+
+        With several uvicorn workers sharing the database, a job another live
+        worker on this host is running must be left alone; a job of a dead
+        process (or of an unknown one, or another host's) is failed.
+        """
         now = time.time()
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = 'running'").fetchall()]
-            self._db.execute(
-                "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE state = 'running'", (message, now)
-            )
+            rows = self._db.execute("SELECT id, runner FROM jobs WHERE state = 'running'").fetchall()
+            ids = [job_id for job_id, runner in rows if not _runner_alive(runner)]
+            for job_id in ids:
+                self._db.execute(
+                    "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state = 'running'",
+                    (message, now, job_id),
+                )
         return ids
 
     def finished_before(self, cutoff: float) -> list[str]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -111,3 +116,36 @@ def test_frames_match_per_frame_stylization(clip: Path, stylizer, tmp_path: Path
         first_out = next(b.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32) / 255
     expected = stylizer.stylize(first_in.astype(np.float32) / 255)
     assert np.abs(first_out - expected).mean() < 0.04  # H.264 + 4:2:0 loss only
+
+
+def test_live_without_gui_or_camera_is_one_clear_line(model_path: Path, capsys) -> None:
+    import cv2
+
+    from restyle.video.live import _has_gui
+
+    if _has_gui(cv2) and os.environ.get("DISPLAY"):
+        pytest.skip("this machine has a GUI OpenCV and a display")
+    code = main(["live", "--style", str(model_path), "--camera", "7"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1
+    assert "pip install opencv-python" in err[0] or "display" in err[0] or "camera" in err[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_no_file_at_target(model_path: Path, tmp_path: Path) -> None:
+    """A real SIGINT to ``restyle video``: exit 130, neither the target nor a temporary file remains."""
+    src = write_clip(tmp_path / "long.mp4", moving_scene(48, 320, 240), fps=24, audio=True)
+    target = tmp_path / "out" / "styled.mp4"
+    cmd = [sys.executable, "-m", "restyle", "video", str(src), "-o", str(target), "--style", str(model_path)]
+    proc = subprocess.Popen(cmd + ["--threads", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(target.parent.glob(".styled.mp4.*")):
+        if proc.poll() is not None:
+            pytest.fail(f"finished before it could be interrupted: {proc.stderr.read()}")
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert list(target.parent.iterdir()) == []

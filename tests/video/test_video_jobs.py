@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def test_job_runs_to_completion_and_survives_restart(clip: Path, models_dir: Pat
     other = service.new_id()
     from restyle.video.jobs import Job
 
-    service.store.add(Job(other, "running", "tiny", {}, time.time(), "input.bin"))
+    service.store.add(Job(other, "running", "tiny", {}, time.time(), "input.bin", runner="elsewhere:1"))
+    alive = service.new_id()  # claimed by a live worker process on this host (uvicorn --workers N): left alone
+    service.store.add(Job(alive, "running", "tiny", {}, time.time(), "input.bin", runner=f"{socket.gethostname()}:1"))
     service.store.close()
 
     client, service = make(models_dir, jobs_dir)
@@ -80,6 +83,7 @@ def test_job_runs_to_completion_and_survives_restart(clip: Path, models_dir: Pat
         assert died["state"] == "failed" and "stopped" in died["error"]
         assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "failed"  # it was marked running above
         assert client.get(f"/v1/jobs/{job_id}/result").status_code == 409
+        assert client.get(f"/v1/jobs/{alive}").json()["state"] == "running"  # pid 1 is alive
     finally:
         service.close()
 
