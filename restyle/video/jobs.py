@@ -309,7 +309,7 @@ class JobService:
         failed = self.store.fail_interrupted("the server stopped while this job was running; submit it again")
         for job_id in failed:
             log.warning("video job %s was running when the server stopped; marked failed", job_id)
-            self._remove_input(job_id)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)  # the input and a partial temporary output
         self.cleanup()
         self._stop.clear()
         for i in range(self.settings.workers):

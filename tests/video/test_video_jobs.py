@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from restyle.api.app import create_app
 from restyle.api.settings import Settings
-from restyle.video.jobs import JobService, JobSettings
+from restyle.video.jobs import Job, JobService, JobSettings, JobStore
 from restyle.video.jobs_api import create_jobs_router
 from tests.video.clips import audio_packets, video_summary
 
@@ -66,16 +68,14 @@ def test_job_runs_to_completion_and_survives_restart(clip: Path, models_dir: Pat
     finally:
         service.close()
 
-    # A job "running" when the server died: the new server marks it failed.
-    service.store.__init__(jobs_dir / "jobs.sqlite3")
-    service.store.update(job_id, state="running")  # pretend the old process died mid-job
+    # Jobs "running" when the server died: the new server marks them failed.
+    store = JobStore(jobs_dir / "jobs.sqlite3")
+    store.update(job_id, state="running", runner="gone-host:1")  # pretend the old process died mid-job
     other = service.new_id()
-    from restyle.video.jobs import Job
-
-    service.store.add(Job(other, "running", "tiny", {}, time.time(), "input.bin", runner="elsewhere:1"))
+    store.add(Job(other, "running", "tiny", {}, time.time(), "input.bin", runner="elsewhere:1"))
     alive = service.new_id()  # claimed by a live worker process on this host (uvicorn --workers N): left alone
-    service.store.add(Job(alive, "running", "tiny", {}, time.time(), "input.bin", runner=f"{socket.gethostname()}:1"))
-    service.store.close()
+    store.add(Job(alive, "running", "tiny", {}, time.time(), "input.bin", runner=f"{socket.gethostname()}:1"))
+    store.close()
 
     client, service = make(models_dir, jobs_dir)
     try:
@@ -145,5 +145,63 @@ def test_duration_limit(clip: Path, models_dir: Path, tmp_path: Path) -> None:
         r = client.post("/v1/jobs/video?style=tiny&duration=0.25", content=clip.read_bytes(), headers=video)
         assert r.status_code == 202
         assert wait(client, r.json()["id"])["frames_done"] == 3
+    finally:
+        service.close()
+
+
+SERVER = """
+import sys, uvicorn
+from pathlib import Path
+from tests.video.test_video_jobs import make
+client, service = make(Path(sys.argv[1]), Path(sys.argv[2]))
+uvicorn.run(client.app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
+"""
+
+
+@pytest.mark.slow
+def test_server_killed_mid_job_marks_it_failed(models_dir: Path, tmp_path: Path) -> None:
+    """SIGKILL a real uvicorn server while a job runs; the restarted server reports the job failed."""
+    import httpx
+
+    from tests.video.clips import moving_scene, write_clip
+
+    src = write_clip(tmp_path / "long.mp4", moving_scene(60, 320, 240), fps=24, audio=True)
+    jobs_dir = tmp_path / "jobs"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(models_dir), str(jobs_dir), str(port)], cwd=repo, stderr=subprocess.PIPE
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.2)
+        r = httpx.post(
+            f"{base}/v1/jobs/video?style=tiny&max_size=320",
+            content=src.read_bytes(),
+            headers={"content-type": "video/mp4"},
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        while (body := httpx.get(f"{base}/v1/jobs/{job_id}").json())["frames_done"] < 2:
+            assert body["state"] in ("queued", "running") and time.monotonic() < deadline, body
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (jobs_dir / job_id / "result.mp4").exists()
+    client, service = make(models_dir, jobs_dir)
+    try:
+        body = client.get(f"/v1/jobs/{job_id}").json()
+        assert body["state"] == "failed" and "stopped" in body["error"], body
+        assert not (jobs_dir / job_id).exists()  # input and partial output removed
     finally:
         service.close()
