@@ -57,6 +57,15 @@ def _folder(tmp: Path, imgs: dict[str, np.ndarray]) -> Path:
     return out
 
 
+def _shrink(path: Path, colours: int = 192) -> None:
+    """Palette-quantize a figure so the committed gallery stays small (noise-like images compress badly)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
 def gatys_figure(content: np.ndarray, style: np.ndarray, size: int, steps: int, out: Path) -> str:
     c, s = viz.load(content, None), viz.load(style, None)
     r = gatys.style_transfer(c, [s], config=gatys.GatysConfig(size=size, steps=steps, scales=2))
@@ -178,6 +187,7 @@ def build(out_dir: Path, quick: bool = False) -> Path:
             note = make(fig_dir / f"{key}.png")
             secs = time.time() - t0
             print(f"{key}: {secs:.0f}s", file=sys.stderr)
+            _shrink(fig_dir / f"{key}.png")
             text = note if isinstance(note, str) else ""
             sections.append(f"## {title}\n\n{command}\n\n![{title}](reference/{key}.png)\n\n{text}".rstrip() + "\n")
     md = out_dir / "reference.md"
