@@ -95,7 +95,7 @@ def run_video(args: argparse.Namespace) -> int:
     cuts = f", {result.scene_cuts} scene cut(s)" if args.stabilize else ""
     print(
         f"stylized {result.frames} frames ({result.width}x{result.height}) at {result.fps:.1f} frames/s"
-        f"{cuts} -> {result.path}",
+        f"{cuts}, audio {result.audio} -> {result.path}",
         file=sys.stderr,
     )
     return 0

@@ -19,6 +19,7 @@ Decisions, and why:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -141,14 +142,41 @@ class Frame:
     rgb: np.ndarray  # HxWx3 uint8
 
 
+REORDER_DEPTH = 16  # frames of look-ahead to put mislabelled timestamps back in order
+
+
+def _timestamps(decoded: Iterator[av.VideoFrame], step: float) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(pts, frame) in output order, with the timestamps sorted back into presentation order.
+
+    The decoder emits frames in presentation order, but some containers (AVI
+    with B-frames, for one) attach their timestamps in *decode* order, so
+    they arrive shuffled: 1, 4, 3, 5, 2, ... The set of values is right, only
+    their assignment is not; a small heap re-sorts them. Missing timestamps
+    are filled in from the frame rate. Correct streams pass through unchanged.
+    """
+    heap: list[int] = []
+    pending: list[av.VideoFrame] = []
+    last = -1
+    for i, frame in enumerate(decoded):
+        pts = frame.pts if frame.pts is not None else max(last + 1, round(i * step))
+        last = max(last, pts)
+        heapq.heappush(heap, pts)
+        pending.append(frame)
+        if len(pending) > REORDER_DEPTH:
+            yield heapq.heappop(heap), pending.pop(0)
+    while pending:
+        yield heapq.heappop(heap), pending.pop(0)
+
+
 def read_frames(info: VideoInfo, start: float = 0.0, duration: float | None = None) -> Iterator[Frame]:
     """Decode frames in ``[start, start + duration)`` as upright uint8 RGB; corrupt data raises ``BadVideo``.
 
-    Timestamps that go backwards or repeat (broken muxers) are nudged forward by
-    one tick so the encoder always receives increasing ones.
+    Timestamps that still repeat after re-sorting (broken muxers) are nudged
+    forward by one tick so the encoder always receives increasing ones.
     """
     end = start + duration if duration is not None else math.inf
     k = (info.rotation // 90) % 4
+    index = 0
     with _open(info.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame/slice threads inside FFmpeg
@@ -157,11 +185,8 @@ def read_frames(info: VideoInfo, start: float = 0.0, duration: float | None = No
             container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
         first_pts: int | None = None
         last_pts = -1
-        index = 0
-        fallback_step = 1 / (info.rate * tb)
         try:
-            for frame in container.decode(stream):
-                pts = frame.pts if frame.pts is not None else round(index * fallback_step)
+            for pts, frame in _timestamps(container.decode(stream), float(1 / (info.rate * tb))):
                 t = float(pts * tb)
                 if t < start - 1e-6:
                     continue
@@ -228,6 +253,13 @@ class VideoWriter:
         self._audio: _AudioCopy | None = None
         if audio and info.has_audio:
             self._audio = _AudioCopy(info.path, self.container, start, self.end)
+
+    @property
+    def audio_mode(self) -> str:
+        """What happened to the audio: 'copied', 're-encoded to AAC' or 'none'."""
+        if self._audio is None:
+            return "none"
+        return "copied" if self._audio.copy else f"{self._audio.in_stream.codec_context.name} re-encoded to AAC"
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")

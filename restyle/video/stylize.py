@@ -37,6 +37,7 @@ class VideoResult:
     width: int
     height: int
     scene_cuts: int
+    audio: str  # 'copied', '<codec> re-encoded to AAC' or 'none'
 
     @property
     def fps(self) -> float:
@@ -139,4 +140,5 @@ def stylize_video(
         width=width,
         height=height,
         scene_cuts=stabilizer.cuts if stabilizer is not None else 0,
+        audio=writer.audio_mode,
     )

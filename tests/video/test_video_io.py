@@ -59,6 +59,28 @@ def test_variable_frame_rate_timestamps_survive(stylizer, tmp_path: Path) -> Non
     assert times_out == pytest.approx(times_in, abs=1e-3)
 
 
+def test_avi_with_b_frames_gets_its_timestamps_sorted(stylizer, tmp_path: Path) -> None:
+    """AVI stores decode-order timestamps: frames decode as 1, 3, 4, 2, ...; the output must be evenly timed."""
+    src = tmp_path / "b.avi"
+    with av.open(str(src), "w", format="avi") as out:
+        v = out.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt, v.options = 64, 48, "yuv420p", {"preset": "medium", "bf": "3"}
+        for i, rgb in enumerate(moving_scene(20, 64, 48)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in v.encode(frame):
+                out.mux(packet)
+        for packet in v.encode():
+            out.mux(packet)
+    with av.open(str(src)) as c:
+        raw = [f.pts for f in c.decode(video=0)]
+    assert raw != sorted(raw)  # the container really is shuffled
+    stylize_video(src, tmp_path / "out.mp4", stylizer, start=0.5, duration=1.0)
+    n, rate, times = video_summary(tmp_path / "out.mp4")
+    assert (n, rate) == (10, 10)
+    assert times == pytest.approx([i / 10 for i in range(10)])
+
+
 def test_start_and_duration_trim_video_and_audio(clip: Path, stylizer, tmp_path: Path) -> None:
     result = stylize_video(clip, tmp_path / "cut.mp4", stylizer, start=0.25, duration=0.5)
     n, rate, times = video_summary(tmp_path / "cut.mp4")
