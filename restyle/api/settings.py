@@ -114,7 +114,7 @@ class Settings(BaseSettings):
             if value is None:
                 continue
             if name == "api_keys":
-                text = ",".join(self.key_values())
+                text = ",".join(key.get_secret_value() for key in value)
             elif name == "cors_origins":
                 text = ",".join(value)
             elif isinstance(value, bool):

@@ -31,11 +31,15 @@ SAMPLE = REPO / "restyle" / "assets" / "sample.jpg"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's or CI's RESTYLE_* variables must not change what the tests build."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A developer's or CI's RESTYLE_* variables must not change what the tests build (nor leak out of them)."""
     for name in list(os.environ):
         if name.startswith("RESTYLE_") and not name.startswith("RESTYLE_TEST_"):
             monkeypatch.delenv(name)
+    yield
+    for name in list(os.environ):  # `restyle serve` writes its settings back into the environment
+        if name.startswith("RESTYLE_") and not name.startswith("RESTYLE_TEST_"):
+            del os.environ[name]
 
 
 @pytest.fixture(scope="session")
