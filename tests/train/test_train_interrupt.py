@@ -20,11 +20,11 @@ def test_ctrl_c_saves_a_resumable_checkpoint(photo_dir: Path, style_image: Path,
     ]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "restyle", "train", *args], stderr=subprocess.PIPE, text=True)
     metrics = out / "metrics.jsonl"
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # generous: CI machines may be busy
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-1000:]
     assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
     assert (out / "checkpoint.pt").is_file()
@@ -33,7 +33,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(photo_dir: Path, style_image: Path,
         [sys.executable, "-m", "restyle", "train", "--resume", str(out), "--steps", "4"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-1000:]
     assert (out / "final.pt").is_file()
