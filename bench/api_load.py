@@ -7,13 +7,13 @@ and 429s. Clients honour ``Retry-After`` (capped at 1 s), as a well-behaved
 client would; a 429 storm would otherwise steal the CPU the server needs.
 
 "vs raw" compares the server's throughput with the runtime's own, measured
-in the same run on the same model and photo: ``Stylizer.stylize`` called
+just before each level in the same run, on the same model and photo: ``Stylizer.stylize`` called
 from as many threads as the server's pool, with the same threads per call,
 no HTTP, no decode/encode. The gap is the price of HTTP, JPEG decode and
 encode, and admission control.
 
-``--batch-size N`` additionally runs concurrency 16 against a server with
-micro-batching of up to N requests and reports both side by side.
+``--batch-size N`` additionally compares, at concurrency 16, the default
+server with one micro-batching up to N requests, in interleaved rounds.
 
 The network is a seeded random ``fast`` model exported like ``restyle
 export`` does (speed does not depend on the weights), unless ``--models``
@@ -50,6 +50,18 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     rejected: int = 0
     errors: int = 0
+    raw: float = 0.0  # the runtime's images/s measured just before this level
+
+    def merge(self, other: LoadResult) -> LoadResult:
+        """Combine rounds of the same configuration (interleaved A/B runs)."""
+        return LoadResult(
+            self.concurrency,
+            self.seconds + other.seconds,
+            self.latencies + other.latencies,
+            self.rejected + other.rejected,
+            self.errors + other.errors,
+            (self.raw * self.seconds + other.raw * other.seconds) / (self.seconds + other.seconds),
+        )
 
     @property
     def rps(self) -> float:
@@ -124,30 +136,39 @@ class Server:
 # -- measurements --------------------------------------------------------------------------------
 
 
-def raw_throughput(models: Path, style: str, max_size: int, pool: int, threads: int, seconds: float) -> float:
-    """Images/s of ``Stylizer.stylize`` alone from ``pool`` threads: the ceiling the server is measured against."""
-    from restyle.imaging import decode_image
-    from restyle.runtime import Registry, StylizeOptions
+class RawRunner:
+    """``Stylizer.stylize`` alone from ``pool`` threads: the ceiling the server is measured against.
 
-    stylizer = Registry(user_dir=models, bundled_dir=models).get(style, provider="cpu", threads=threads)
-    photo = decode_image(SAMPLE)
-    options = StylizeOptions(max_size=max_size)
-    stylizer.stylize(photo, options)  # warm-up
-    done = [0] * pool
-    end = time.perf_counter() + seconds
+    Measured right before each load level (with the server idle), so that a
+    change in background load on a shared machine shows up in both numbers.
+    """
 
-    def loop(i: int) -> None:
-        while time.perf_counter() < end:
-            stylizer.stylize(photo, options)
-            done[i] += 1
+    def __init__(self, models: Path, style: str, max_size: int, pool: int, threads: int):
+        from restyle.imaging import decode_image
+        from restyle.runtime import Registry, StylizeOptions
 
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(pool)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(done) / (time.perf_counter() - start)
+        self.stylizer = Registry(user_dir=models, bundled_dir=models).get(style, provider="cpu", threads=threads)
+        self.photo = decode_image(SAMPLE)
+        self.options = StylizeOptions(max_size=max_size)
+        self.pool = pool
+        self.stylizer.stylize(self.photo, self.options)  # warm-up
+
+    def measure(self, seconds: float) -> float:
+        done = [0] * self.pool
+        end = time.perf_counter() + seconds
+
+        def loop(i: int) -> None:
+            while time.perf_counter() < end:
+                self.stylizer.stylize(self.photo, self.options)
+                done[i] += 1
+
+        workers = [threading.Thread(target=loop, args=(i,)) for i in range(self.pool)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return sum(done) / (time.perf_counter() - start)
 
 
 async def _load(url: str, body: bytes, params: dict[str, str], concurrency: int, seconds: float) -> LoadResult:
@@ -184,7 +205,7 @@ def load(url: str, params: dict[str, str], concurrency: int, seconds: float) -> 
     return asyncio.run(_load(url, SAMPLE.read_bytes(), params, concurrency, seconds))
 
 
-def row(r: LoadResult, raw: float, label: str | None = None) -> list[str]:
+def row(r: LoadResult, label: str | None = None) -> list[str]:
     ms = lambda v: f"{v * 1000:.0f}"  # noqa: E731
     return [
         label or str(r.concurrency),
@@ -195,11 +216,12 @@ def row(r: LoadResult, raw: float, label: str | None = None) -> list[str]:
         str(len(r.latencies)),
         str(r.rejected),
         str(r.errors),
-        f"{r.rps / raw:.0%}" if raw > 0 else "n/a",
+        f"{r.raw:.2f}",
+        f"{r.rps / r.raw:.0%}" if r.raw > 0 else "n/a",
     ]
 
 
-HEADER = ["concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "ok", "429", "errors", "vs raw"]
+HEADER = ["concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "ok", "429", "errors", "raw img/s", "vs raw"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,39 +259,45 @@ def main(argv: list[str] | None = None) -> int:
             "RESTYLE_REQUEST_TIMEOUT": "60",
             "RESTYLE_MAX_SIZE_LIMIT": str(max(4096, args.max_size)),
         }
-        print(f"raw runtime throughput ({pool} threads x {threads} ORT threads, {seconds:.0f} s)...", flush=True)
-        raw = raw_throughput(models, style, args.max_size, pool, threads, seconds)
-        print(f"  {raw:.2f} images/s", flush=True)
+        raw_seconds = max(2.0, seconds / 2)
+        runner = RawRunner(models, style, args.max_size, pool, threads)
+
+        def level(url: str, c: int, secs: float) -> LoadResult:
+            raw = runner.measure(raw_seconds)
+            result = load(url, params, c, secs)
+            result.raw = raw
+            print("  " + " | ".join(row(result)), flush=True)
+            return result
 
         server = Server(models, env)
         results: list[LoadResult] = []
         try:
             load(server.url, params, 1, min(2.0, seconds))  # warm the connection path; not reported
             for c in levels:
-                print(f"concurrency {c} for {seconds:.0f} s...", flush=True)
-                results.append(load(server.url, params, c, seconds))
-                print("  " + " | ".join(row(results[-1], raw)), flush=True)
+                print(f"concurrency {c} for {seconds:g} s (raw runtime {raw_seconds:g} s first)...", flush=True)
+                results.append(level(server.url, c, seconds))
         finally:
             server.stop()
 
         batch_rows: list[list[str]] = []
         if args.batch_size > 1:
-            base = next((r for r in results if r.concurrency == 16), None)
-            if base is None:
-                server = Server(models, env)
-                try:
-                    base = load(server.url, params, 16, seconds)
-                finally:
-                    server.stop()
+            # Interleaved A/B rounds against two servers (the idle one costs nothing), so that drifting
+            # background load on a shared machine hits both configurations alike.
             batched_env = {**env, "RESTYLE_BATCH_SIZE": str(args.batch_size)}
             batched_env["RESTYLE_BATCH_WAIT_MS"] = str(args.batch_wait_ms)
-            server = Server(models, batched_env)
+            plain, batched = Server(models, env), Server(models, batched_env)
+            a: LoadResult | None = None
+            b: LoadResult | None = None
             try:
-                print(f"concurrency 16, micro-batching up to {args.batch_size}...", flush=True)
-                batched = load(server.url, params, 16, seconds)
+                for _ in range(2):
+                    print(f"concurrency 16, batch 1 vs batch <= {args.batch_size}, {seconds / 2:g} s each...")
+                    ra, rb = level(plain.url, 16, seconds / 2), level(batched.url, 16, seconds / 2)
+                    a, b = (ra, rb) if a is None or b is None else (a.merge(ra), b.merge(rb))
             finally:
-                server.stop()
-            batch_rows = [row(base, raw, "16, batch 1 (default)"), row(batched, raw, f"16, batch <= {args.batch_size}")]
+                plain.stop()
+                batched.stop()
+            assert a is not None and b is not None
+            batch_rows = [row(a, "16, batch 1 (default)"), row(b, f"16, batch <= {args.batch_size}")]
 
     from bench.common import report
 
@@ -279,16 +307,19 @@ def main(argv: list[str] | None = None) -> int:
         f"(max_size {args.max_size}, JPEG out) by closed-loop clients on loopback; {seconds:g} s per level. "
         f"Server: pool {pool} x {threads} ORT thread(s), queue {args.queue_size}, CPU provider; "
         f"{cpu_count()} cores shared by server and clients ({platform.processor() or platform.machine()}). "
-        f"Raw runtime throughput (Stylizer.stylize from {pool} thread(s), no HTTP/decode/encode): "
-        f"**{raw:.2f} images/s**. Latency percentiles are over successful requests; 429s are answered "
-        "at once and the clients wait Retry-After (<= 1 s) before retrying."
+        f"'raw img/s' is `Stylizer.stylize` alone from {pool} thread(s) (no HTTP, decode or encode), "
+        "measured just before each level in the same run; 'vs raw' is req/s divided by it. "
+        "Latency percentiles are over successful requests; 429s are answered at once and the clients "
+        "wait Retry-After (<= 1 s) before retrying."
     )
     extra = ""
     if batch_rows:
         from bench.common import table
 
-        extra = "Micro-batching (same run, same photo size):\n\n" + table(HEADER, batch_rows)
-    report(SECTION, HEADER, [row(r, raw) for r in results], write=args.write, note=note, extra=extra)
+        extra = "Micro-batching, same run and photo size, two interleaved rounds per configuration:\n\n" + table(
+            HEADER, batch_rows
+        )
+    report(SECTION, HEADER, [row(r) for r in results], write=args.write, note=note, extra=extra)
     return 0
 
 
