@@ -77,11 +77,15 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return grid
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Resample ``image`` at ``p + flow(p)`` (bilinear, borders replicated)."""
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Resample ``image`` at ``p + flow(p)`` (bilinear unless told otherwise, borders replicated).
+
+    The stabilizer passes ``cv2.INTER_CUBIC``: it warps its own previous output
+    every frame, and repeated bilinear resampling blurs the brush strokes away.
+    """
     h, w = flow.shape[:2]
     xs, ys = _grid(h, w)
-    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistency_mask(flow_ab: np.ndarray, flow_ba: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:

@@ -39,6 +39,7 @@ class StabilizeConfig:
     cut_hist: float = 0.5
     min_reliable: float = 0.2
     mask_blur: int = 5
+    keep_contrast: bool = True
 
 
 def _histogram(rgb: np.ndarray) -> np.ndarray:
@@ -46,6 +47,19 @@ def _histogram(rgb: np.ndarray) -> np.ndarray:
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
     return cv2.normalize(hist, hist).flatten()
+
+
+def _match_contrast(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Give ``out`` the per-channel mean and spread of ``ref``.
+
+    Averaging two textures that do not line up perfectly lowers their
+    contrast, which is what the style loss (Gram matrices) notices; a global
+    affine correction per channel restores it without touching the structure.
+    """
+    mu_o, sd_o = out.mean(axis=(0, 1)), out.std(axis=(0, 1))
+    mu_r, sd_r = ref.mean(axis=(0, 1)), ref.std(axis=(0, 1))
+    gain = np.clip(sd_r / np.maximum(sd_o, 1e-6), 1.0, 1.5)
+    return np.clip((out - mu_o) * gain + mu_r, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 class Stabilizer:
@@ -90,7 +104,9 @@ class Stabilizer:
                 if self.config.mask_blur > 1:
                     mask = cv2.blur(mask, (self.config.mask_blur, self.config.mask_blur))
                 weight = (self.config.blend * mask)[..., None]
-                carried = warp(prev_out, back)
+                carried = warp(prev_out, back, cv2.INTER_CUBIC)
                 out = stylized + weight * (carried - stylized)
+                if self.config.keep_contrast:
+                    out = _match_contrast(out, stylized)
         self._prev_gray, self._prev_hist, self._prev_out = gray, hist, out
         return out
