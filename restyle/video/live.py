@@ -30,12 +30,16 @@ def check_gui() -> None:
     """Raise ``NoDisplay`` unless OpenCV can open a window here."""
     import cv2
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        if not _has_gui(cv2):
-            raise NoDisplay(_HEADLESS)
-        raise NoDisplay("no display: $DISPLAY is not set (run it on a desktop session, or with X forwarding)")
-    if not _has_gui(cv2):
+    if not _built_with_gui(cv2):
         raise NoDisplay(_HEADLESS)
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Checked before any window call: GTK builds may abort the process when there is no display.
+        raise NoDisplay("no display: $DISPLAY is not set (run it in a desktop session, or with X forwarding)")
+    try:
+        cv2.namedWindow("restyle-probe", cv2.WINDOW_AUTOSIZE)
+        cv2.destroyWindow("restyle-probe")
+    except cv2.error as exc:
+        raise NoDisplay(f"OpenCV cannot open a window: {str(exc).strip().splitlines()[-1]}") from None
 
 
 _HEADLESS = (
@@ -44,18 +48,10 @@ _HEADLESS = (
 )
 
 
-def _has_gui(cv2) -> bool:  # noqa: ANN001 - the module
-    """cv2.imshow raises 'The function is not implemented' in the headless build; probe without a window."""
-    info = cv2.getBuildInformation()
-    gui = [line for line in info.splitlines() if line.strip().startswith("GUI:")]
-    if gui and "NONE" in gui[0].upper():
-        return False
-    try:
-        cv2.namedWindow("restyle-probe", cv2.WINDOW_AUTOSIZE)
-        cv2.destroyWindow("restyle-probe")
-    except cv2.error:
-        return False
-    return True
+def _built_with_gui(cv2) -> bool:  # noqa: ANN001 - the module
+    """The headless wheel reports ``GUI: NONE`` (and its cv2.imshow raises 'not implemented')."""
+    lines = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
+    return not (lines and lines[0].split(":", 1)[1].strip().upper() == "NONE")
 
 
 def open_camera(camera: str):  # noqa: ANN201 - cv2.VideoCapture
@@ -95,7 +91,10 @@ def run_live(
     stabilizer = Stabilizer() if stabilize else None
     fps, last = 0.0, time.perf_counter()
     try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        try:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise NoDisplay(_HEADLESS) from None
         while True:
             ok, bgr = cap.read()
             if not ok:
@@ -111,7 +110,10 @@ def run_live(
             last = now
             label = f"{current.path.stem}  {fps:.1f} fps  [n/p style, s stabilize, q quit]"
             cv2.putText(view, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-            cv2.imshow(WINDOW, view)
+            try:
+                cv2.imshow(WINDOW, view)
+            except cv2.error:  # a build whose GUI backend reports itself but does not work
+                raise NoDisplay(_HEADLESS) from None
             key = cv2.waitKey(1) & 0xFF
             if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 break
