@@ -108,7 +108,7 @@ def build(out_dir: Path, quick: bool = False) -> Path:
                 "Gatys, texture, inversion",
                 "`restyle gatys --content C.jpg --style-image S.jpg -o out.png --scales 2`",
                 lambda p: gatys_figure(
-                    cat, imgs["immunohistochemistry"], 96 if quick else 192, 30 if quick else 150, p
+                    cat, imgs["immunohistochemistry"], 64 if quick else 112, 20 if quick else 50, p
                 ),
             ),
             ("filters", "First-layer filters", "`restyle viz filters -o filters.png`", lambda p: viz.filters(out=p)),
@@ -152,7 +152,7 @@ def build(out_dir: Path, quick: bool = False) -> Path:
                 "class-visualization",
                 "Class visualization",
                 "`restyle viz class-visualization --target goldfish -o cv.png`",
-                lambda p: viz.class_visualization("goldfish", 40 if quick else 200, out=p),
+                lambda p: viz.class_visualization("goldfish", 40 if quick else 120, out=p),
             ),
             (
                 "adversarial",
