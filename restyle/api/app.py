@@ -9,6 +9,7 @@ case the settings come from the ``RESTYLE_*`` environment.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -57,9 +58,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.sleep(0)
 
 
+def _configure_logging(settings: Settings) -> None:
+    """Make the access log visible in uvicorn worker processes, which start with no logging configured."""
+    logger = logging.getLogger("restyle")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(settings.log_level.upper())
+    if not logging.getLogger().handlers and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; a bad models directory or setting fails here, before the port opens."""
     settings = settings or Settings()
+    _configure_logging(settings)
     metrics = Metrics()
     app = FastAPI(
         title="restyle",

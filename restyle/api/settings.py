@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     preview_size: int = Field(160, ge=32, le=512, description="Longest side of the style preview thumbnails.")
 
     # --- admission control ------------------------------------------------------------------
-    pool_size: int = Field(0, ge=0, le=256, description="Concurrent inferences; 0 = one per core.")
+    pool_size: int = Field(0, ge=0, le=256, description="Concurrent inferences per worker; 0 = cores / workers.")
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per inference; 0 = cores / pool_size.")
     queue_size: int = Field(16, ge=0, le=10_000, description="Requests allowed to wait for the pool; beyond: 429.")
     request_timeout: float = Field(30.0, gt=0, description="Per-request deadline in seconds (queue + inference): 503.")
@@ -95,8 +95,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_pool_size(self) -> int:
-        """Pool slots: one per core by default, so inference never oversubscribes the CPU."""
-        return self.pool_size or cpu_count()
+        """Pool slots: one per core (shared among worker processes) by default, so the CPU is never oversubscribed."""
+        return self.pool_size or max(1, cpu_count() // self.workers)
 
     @property
     def effective_threads(self) -> int:
