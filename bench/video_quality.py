@@ -2,7 +2,7 @@
 
     python -m bench.video_quality --model starry_night [--temporal-model PATH] [--frames 60] [--write docs/benchmarks.md]
 
-For the first ``--frames`` frames of every clip in ``/work/shared/data/videos``
+For the first ``--frames`` frames of every clip in ``../shared/data/videos``
 (shrunk to ``--max-size``), it reports the warping error (Lai et al. 2018;
 ``restyle.video.metrics``) with Farneback reference flow, which is *not*
 the DIS flow the stabilizer uses, and the VGG Gram style loss against the
