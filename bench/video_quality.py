@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, default=384, help="long side the clips are shrunk to (default 384)")
     parser.add_argument("--quick", action="store_true", help="20 frames of two clips")
     parser.add_argument("--write", type=Path, help="merge the table into this markdown file")
+    parser.add_argument("--note", default="", help="provenance of the models, added under the table")
     args, _ = parser.parse_known_args(argv)
     if args.quick:
         args.frames = min(args.frames, 20)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{SECTION}: skipped ({exc})")
         return 0
     temporal = None
-    notes = []
+    notes = [args.note] if args.note else []
     if args.temporal_model and Path(args.temporal_model).is_file():
         temporal = registry.resolve(args.temporal_model, provider="auto")
     else:
