@@ -107,9 +107,7 @@ def build(out_dir: Path, quick: bool = False) -> Path:
                 "gatys",
                 "Gatys, texture, inversion",
                 "`restyle gatys --content C.jpg --style-image S.jpg -o out.png --scales 2`",
-                lambda p: gatys_figure(
-                    cat, imgs["immunohistochemistry"], 64 if quick else 112, 20 if quick else 50, p
-                ),
+                lambda p: gatys_figure(cat, imgs["immunohistochemistry"], 64 if quick else 112, 20 if quick else 50, p),
             ),
             ("filters", "First-layer filters", "`restyle viz filters -o filters.png`", lambda p: viz.filters(out=p)),
             (

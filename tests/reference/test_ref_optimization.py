@@ -14,6 +14,7 @@ def test_gram_is_normalized_by_chw():
     assert torch.allclose(gram_matrix(f), torch.full((1, 4, 4), 15 / 60))
 
 
+@pytest.mark.slow
 def test_gatys_lowers_its_loss_by_90_percent():
     torch.manual_seed(0)
     cfg = gatys.GatysConfig(size=64, steps=40, style_weight=1e3)
@@ -21,11 +22,13 @@ def test_gatys_lowers_its_loss_by_90_percent():
     assert r.image.shape[-1] == 64 and r.reduction() > 0.9, r.history[-1]
 
 
+@pytest.mark.slow
 def test_texture_synthesis_lowers_its_loss_by_90_percent():
     r = gatys.synthesize_texture(photo("immunohistochemistry", None), (48, 48), steps=40, progress=False)
     assert r.reduction() > 0.9
 
 
+@pytest.mark.slow
 def test_inversion_from_relu2_2_reconstructs_the_photo():
     x = photo("chelsea", 64)
     r = invert(x, "relu2_2", steps=60, progress=False)
