@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 from PIL import Image
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Every API app owns a video-job store; keep the tests' stores out of the user's ~/.cache.
+os.environ.setdefault("RESTYLE_VIDEO_JOBS_DIR", tempfile.mkdtemp(prefix="restyle-test-jobs-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PHOTO = REPO / "restyle" / "assets" / "sample.jpg"

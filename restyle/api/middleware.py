@@ -132,18 +132,21 @@ class BodyLimitMiddleware:
     costs us no more memory than a 20 MB one.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        # Per-path overrides: video uploads are legitimately larger than photos.
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.limit
+                too_big = int(declared) > limit
             except ValueError:
                 too_big = False
             if too_big:
@@ -151,7 +154,6 @@ class BodyLimitMiddleware:
                 scope["restyle.body_too_large"] = True
 
         received = 0
-        limit = self.limit
 
         async def limited_receive() -> Message:
             nonlocal received

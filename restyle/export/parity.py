@@ -2,7 +2,9 @@
 
 Run on every export (not only in tests) because an exporter regression or an
 unsupported op variant is silent otherwise: the graph loads, runs and gives
-subtly wrong colours. fp32 must agree within ``FP32_TOLERANCE``; fp16 within
+subtly wrong colours. fp32 must agree within ``FP32_TOLERANCE`` (5e-4, 0.13 of one 8-bit level:
+trained networks amplify float32 accumulation-order differences between oneDNN and ONNX Runtime's MLAS
+convolutions to ~2.6e-4 at the output; PyTorch's own two CPU backends differ by ~5e-5); fp16 within
 ``FP16_TOLERANCE``, about 5/255 on the [0, 1] output, i.e. below what an 8-bit
 image shows as banding; the measured error for our networks is ~5e-3.
 """
@@ -25,7 +27,7 @@ from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE
 from restyle.imaging import decode_image
 from restyle.models.transformer import StyleNet
 
-FP32_TOLERANCE = 1e-4
+FP32_TOLERANCE = 5e-4
 FP16_TOLERANCE = 2e-2
 SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "sample.jpg"
 # (height, width): one small and odd-shaped, one at the Kodak photo's native 512x768.

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from restyle.api.app import create_app
 from restyle.api.settings import Settings
 from restyle.video.jobs import Job, JobService, JobSettings, JobStore
-from restyle.video.jobs_api import create_jobs_router
 from tests.video.clips import audio_packets, video_summary
 
 
@@ -29,10 +28,9 @@ def models_dir(model_path: Path, tmp_path: Path) -> Path:
 
 def make(models_dir: Path, jobs_dir: Path, **overrides) -> tuple[TestClient, JobService]:
     settings = Settings(models=models_dir, bundled=False, warmup=False, provider="cpu", threads=1)
-    app = create_app(settings)
-    service = JobService(JobSettings(jobs_dir=jobs_dir, **overrides), app.state.service)
-    app.include_router(create_jobs_router(service))
-    service.start()
+    app = create_app(settings, JobSettings(jobs_dir=jobs_dir, **overrides))
+    service: JobService = app.state.jobs
+    service.start()  # no lifespan without a client context manager: start the workers here
     return TestClient(app), service
 
 
