@@ -33,7 +33,7 @@ class TrainConfig(BaseModel):
     image_size: int = Field(256, ge=32)
     style_size: int = Field(512, ge=32)
     content_weight: float = Field(1.0, ge=0)
-    style_weight: float = Field(4.0, ge=0)
+    style_weight: float = Field(0.1, ge=0)
     tv_weight: float = Field(1e-3, ge=0)
     temporal_weight: float = Field(0.0, ge=0)
     content_layer: str = DEFAULT_CONTENT_LAYER
