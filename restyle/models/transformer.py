@@ -45,8 +45,16 @@ class StyleNet(nn.Module):
             w = w.unsqueeze(0).expand(n, -1)
         return w
 
-    def body(self, x: Tensor, style: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    # Subclasses define ``down``, ``res``, ``up`` (ModuleLists) and ``out``: encoder, residual body, decoder.
+    down: nn.ModuleList
+    res: nn.ModuleList
+    up: nn.ModuleList
+    out: nn.Module
+
+    def body(self, x: Tensor, style: Tensor) -> Tensor:
+        for layer in (*self.down, *self.res, *self.up):
+            x = layer(x, style)
+        return self.out(x, style)
 
     def forward(self, x: Tensor, style: Tensor | int | None = None) -> Tensor:
         return torch.sigmoid(self.body(x, self.style_vector(x, style)))
@@ -68,10 +76,6 @@ class TransformerNet(StyleNet):
         self.up = nn.ModuleList([UpsampleConv(128, 64, s), UpsampleConv(64, 32, s)])
         self.out = ConvNormAct(32, 3, 9, num_styles=s, act=False, norm=False)
 
-    def body(self, x: Tensor, style: Tensor) -> Tensor:
-        for layer in (*self.down, *self.res, *self.up):
-            x = layer(x, style)
-        return self.out(x, style)
 
 
 class FastStyleNet(StyleNet):
@@ -104,10 +108,6 @@ class FastStyleNet(StyleNet):
         )
         self.out = ConvNormAct(16, 3, 5, num_styles=s, act=False, norm=False)
 
-    def body(self, x: Tensor, style: Tensor) -> Tensor:
-        for layer in (*self.down, *self.res, *self.up):
-            x = layer(x, style)
-        return self.out(x, style)
 
 
 ARCHITECTURES: dict[str, type[StyleNet]] = {"johnson": TransformerNet, "fast": FastStyleNet}
