@@ -1,14 +1,24 @@
+import pytest
 import torch
 
 from restyle.reference.attribution import GuidedBackprop, Occlusion, Saliency, predicted
 
 from .conftest import BACKGROUND, FACE
 
+# Window 80 at stride 48: a 4x4 grid (16 forward passes) still places its minimum on the face.
+WINDOW, STRIDE = 80, 48
+
 
 def _occlude(x, region):
     z = x.clone()
     z[..., region[0], region[1]] = 0.5
     return z
+
+
+@pytest.fixture(scope="module")
+def maps(classifier, chelsea) -> dict[str, torch.Tensor]:
+    """One saliency and one guided-backprop map of chelsea, shared by the tests below (a backward pass each)."""
+    return {method.__name__: method(classifier).attribute(chelsea) for method in (Saliency, GuidedBackprop)}
 
 
 def test_occluding_the_face_hurts_more_than_the_background(classifier, chelsea):
@@ -20,21 +30,22 @@ def test_occluding_the_face_hurts_more_than_the_background(classifier, chelsea):
 
 def test_occlusion_map_is_lowest_on_the_face(classifier, chelsea):
     cat = predicted(classifier, chelsea)
-    grid = Occlusion(classifier, window=80, stride=24).probability_grid(chelsea, cat)
+    occlusion = Occlusion(classifier, window=WINDOW, stride=STRIDE)
+    grid = occlusion.probability_grid(chelsea, cat)
     r, c = divmod(int(grid.argmin()), grid.shape[1])
-    cy, cx = r * 24 + 40, c * 24 + 40  # window centre in pixels
+    cy, cx = r * STRIDE + WINDOW // 2, c * STRIDE + WINDOW // 2  # window centre in pixels
     assert FACE[0].start - 24 <= cy <= FACE[0].stop + 24 and FACE[1].start - 24 <= cx <= FACE[1].stop + 24
-    m = Occlusion(classifier, window=80, stride=24).attribute(chelsea, cat)
+    m = occlusion.attribute(chelsea, cat)
     assert m.shape == chelsea.shape[-2:]
 
 
-def test_gradient_mass_is_on_the_cat(classifier, chelsea):
+def test_gradient_mass_is_on_the_cat(maps):
     # Plain gradients are noisy (ratio about 1.3); guided backprop concentrates far more (about 7).
-    for method, ratio in ((Saliency, 1.2), (GuidedBackprop, 3.0)):
-        a = method(classifier).attribute(chelsea)
+    for name, ratio in (("Saliency", 1.2), ("GuidedBackprop", 3.0)):
+        a = maps[name]
         assert a.shape == (224, 224) and (a >= 0).all()
-        assert a[FACE].mean() > ratio * a[BACKGROUND].mean(), method.__name__
+        assert a[FACE].mean() > ratio * a[BACKGROUND].mean(), name
 
 
-def test_guided_backprop_differs_from_plain_gradient(classifier, chelsea):
-    assert not torch.allclose(GuidedBackprop(classifier).attribute(chelsea), Saliency(classifier).attribute(chelsea))
+def test_guided_backprop_differs_from_plain_gradient(maps):
+    assert not torch.allclose(maps["GuidedBackprop"], maps["Saliency"])

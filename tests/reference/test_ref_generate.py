@@ -18,7 +18,8 @@ def test_targeted_attack_flips_top1_within_4_over_255(classifier, chelsea):
 
 @pytest.mark.slow
 def test_fooling_image_from_noise(classifier):
-    r = fooling_image(classifier, class_index("school bus"), size=160, steps=60, progress=False)
+    # Succeeds in about 28 of the 40 steps at 128 px (the margin of 8 logits stops it early).
+    r = fooling_image(classifier, class_index("school bus"), size=128, steps=40, progress=False)
     assert r.success and r.target_prob_after > 0.9
 
 

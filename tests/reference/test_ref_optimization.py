@@ -24,14 +24,15 @@ def test_gatys_lowers_its_loss_by_90_percent():
 
 @pytest.mark.slow
 def test_texture_synthesis_lowers_its_loss_by_90_percent():
-    r = gatys.synthesize_texture(photo("immunohistochemistry", None), (48, 48), steps=40, progress=False)
+    # 32x32 and 30 L-BFGS steps reach about 94%.
+    r = gatys.synthesize_texture(photo("immunohistochemistry", None), (32, 32), steps=30, progress=False)
     assert r.reduction() > 0.9
 
 
 @pytest.mark.slow
 def test_inversion_from_relu2_2_reconstructs_the_photo():
-    x = photo("chelsea", 64)
-    r = invert(x, "relu2_2", steps=60, progress=False)
+    x = photo("chelsea", 48)
+    r = invert(x, "relu2_2", steps=40, progress=False)
     assert psnr(r.image, x) > 20.0
 
 
