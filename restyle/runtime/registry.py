@@ -23,7 +23,7 @@ from restyle.runtime.stylizer import Stylizer
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "styles"
 ENV_VAR = "RESTYLE_MODELS"
 # The default style when none is named; None means the first bundled model (by name).
-DEFAULT_STYLE: str | None = None
+DEFAULT_STYLE: str | None = "starry_night"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
