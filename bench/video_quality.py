@@ -53,7 +53,10 @@ def style_image_for(stylizer: Stylizer, explicit: str | None) -> Path:
     """``--style-image``, else the training style image named in the model's metadata (looked up in shared)."""
     if explicit:
         return Path(explicit)
-    name = str(stylizer.info.summary.get("style_image") or stylizer.info.summary.get("style_images") or "")
+    images = stylizer.info.summary.get("style_images") or stylizer.info.summary.get("style_image") or ""
+    if isinstance(images, list) and images:  # training metadata: [{"name", "file", "sha256"}, ...]
+        images = images[0].get("file", "") if isinstance(images[0], dict) else images[0]
+    name = str(images)
     for candidate in (Path(name), SHARED / "styles" / Path(name).name):
         if name and candidate.is_file():
             return candidate
