@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     cpu = platform.processor() or platform.machine()
     note = (
-        f"Frames/s on {provider} ({os.cpu_count()} CPU cores visible, {cpu}); the CPU was shared with a training "
-        "job while this ran, so treat the numbers as lower bounds. *Inference* is `Stylizer.stylize` on frames "
+        f"Frames/s on {provider} ({os.cpu_count()} CPU cores visible, {cpu}). *Inference* is `Stylizer.stylize` on frames "
         "already in memory; *end to end* is `restyle video` (PyAV decode -> stylize -> libx264 veryfast encode, "
         "threaded with bounded queues), without and with `--stabilize` (DIS flow both ways + warp + blend)."
     )
