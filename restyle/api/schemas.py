@@ -19,7 +19,7 @@ class StylizeParams(BaseModel):
         max_length=130,
         description="A style from GET /v1/styles; MODEL:STYLE picks one style of a multi-style model. "
         "Default: the server's default style.",
-        examples=["mosaic"],
+        examples=["starry_night"],
     )
     strength: float = Field(1.0, ge=0.0, le=1.0, description="0 returns the photo, 1 the full stylization.")
     preserve_color: bool = Field(False, description="Keep the photo's colours; take only the stylized luminance.")

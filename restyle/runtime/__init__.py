@@ -1,7 +1,7 @@
 """restyle.runtime: ONNX Runtime inference shared by the CLI, the API, video and the benchmarks.
 
 >>> from restyle.runtime import Registry, StylizeOptions
->>> stylizer = Registry().get("mosaic")                       # doctest: +SKIP
+>>> stylizer = Registry().get("starry_night")                       # doctest: +SKIP
 >>> out = stylizer.stylize(photo, StylizeOptions(strength=0.8))  # doctest: +SKIP
 """
 
