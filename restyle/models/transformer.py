@@ -77,7 +77,6 @@ class TransformerNet(StyleNet):
         self.out = ConvNormAct(32, 3, 9, num_styles=s, act=False, norm=False)
 
 
-
 class FastStyleNet(StyleNet):
     """A lighter network with the same contract, ~1/10 of TransformerNet's MACs.
 
@@ -107,7 +106,6 @@ class FastStyleNet(StyleNet):
             [UpsampleConv(128, 64, s), UpsampleConv(64, 32, s, separable=True), UpsampleConv(32, 16, s, separable=True)]
         )
         self.out = ConvNormAct(16, 3, 5, num_styles=s, act=False, norm=False)
-
 
 
 ARCHITECTURES: dict[str, type[StyleNet]] = {"johnson": TransformerNet, "fast": FastStyleNet}
