@@ -72,6 +72,7 @@ _FIELDS = [
     "temporal_weight",
     "content_layer",
     "vgg_weights",
+    "init",
     "lr",
     "checkpoint_every",
     "sample_every",

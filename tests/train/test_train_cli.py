@@ -81,3 +81,15 @@ def test_corrupt_photos_are_counted_not_fatal(capsys, style_image: Path, photo_d
     assert code == 0
     assert "skipped 1 unreadable" in out
     assert (tmp_path / "r" / "final.pt").is_file()
+
+
+def test_init_flag_reaches_the_config(capsys, style_image: Path, photo_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    args = ["--style-image", str(style_image), "--data", str(photo_dir), "--steps", "1", "--image-size", "32",
+            "--style-size", "32", "--batch-size", "1"]  # fmt: skip
+    assert main(["train", *args, "--out", str(tmp_path / "a")]) == 0
+    first = tmp_path / "a" / "final.pt"
+    assert main(["train", *args, "--out", str(tmp_path / "b"), "--init", str(first)]) == 0
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["init"] == str(first)
