@@ -108,10 +108,3 @@ class MicroBatcher:
         for i, future in enumerate(group.futures):
             if not future.done():
                 future.set_result(np.ascontiguousarray(out[i].transpose(1, 2, 0)))
-
-
-def finish(stylized: np.ndarray, photo: np.ndarray, strength: float, preserve_color: bool) -> np.ndarray:
-    """The runtime's post-processing for one batch member (colour preservation, then strength)."""
-    if preserve_color:
-        stylized = processing.preserve_color(stylized, photo)
-    return processing.blend(stylized, photo, strength)

@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from restyle.api.batching import MicroBatcher, finish
+from restyle.api.batching import MicroBatcher
 from restyle.api.deps import AdmissionDep, MetricsDep, ServiceDep, SettingsDep, require_api_key
 from restyle.api.errors import BodyTooLarge, UnsupportedMediaType
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
 from restyle.imaging import MIME_TYPES, encode_image, normalize_format
-from restyle.runtime import StylizeOptions
+from restyle.runtime import StylizeOptions, processing
 from restyle.runtime.processing import fit_max_size
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -184,7 +184,7 @@ async def stylize(
             timings["inference"] = time.perf_counter() - began
             body = await admission.run(
                 lambda: encode_image(
-                    finish(stylized, photo, params.strength, params.preserve_color), fmt, params.quality
+                    processing.finish(stylized, photo, params.strength, params.preserve_color), fmt, params.quality
                 ),
                 deadline,
             )

@@ -86,3 +86,10 @@ def blend(stylized: np.ndarray, photo: np.ndarray, strength: float) -> np.ndarra
     if strength >= 1.0:
         return stylized
     return photo + np.float32(strength) * (stylized - photo)
+
+
+def finish(stylized: np.ndarray, photo: np.ndarray, strength: float, keep_colors: bool) -> np.ndarray:
+    """The post-processing after the network, in its one order: colour preservation, then strength."""
+    if keep_colors:
+        stylized = preserve_color(stylized, photo)
+    return blend(stylized, photo, strength)

@@ -160,10 +160,7 @@ class Stylizer:
             stylized = guided_upsample(stylized, photo) if scale > 1 else processing.resize(stylized, h, w)
         for y0 in range(0, h, BAND_ROWS):
             band = slice(y0, min(h, y0 + BAND_ROWS))
-            out = stylized[band]
-            if options.preserve_color:
-                out = processing.preserve_color(out, photo[band])
-            stylized[band] = processing.blend(out, photo[band], options.strength)
+            stylized[band] = processing.finish(stylized[band], photo[band], options.strength, options.preserve_color)
         return stylized
 
     def tile_size(self, height: int, width: int, tile: int | str | None) -> int | None:
