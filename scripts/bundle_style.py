@@ -1,22 +1,29 @@
-"""Bundle a trained run as a named style inside the package: ONNX model, model card, style thumbnail.
+"""Bundle a trained run inside the package: ONNX model, model card, one style thumbnail per style.
 
-    python scripts/bundle_style.py RUN --name starry_night [--styles-dir ../shared/data/styles]
+    python scripts/bundle_style.py RUN --name classics [--styles-dir ../shared/data/styles] \\
+        [--quality out/quality/scores.json] [--train-data-note "..."]
 
-Writes ``restyle/styles/NAME.onnx`` (exported and parity-checked by ``restyle export``), ``NAME.md`` (the model
-card: style image and its source, settings, steps, final losses, hardware, training time) and ``NAME.jpg`` (a
-256 px thumbnail of the style image, served as the preview).
+Writes ``restyle/styles/NAME.onnx`` (exported with the dynamo exporter and parity-checked, as ``restyle export``),
+``NAME.md`` (the model card: every style image and its source, settings, steps, losses, hardware, training time,
+and, with ``--quality``, the ``bench/quality.py`` numbers beside the peer's) and ``STYLE.jpg`` for every style (a
+256 px thumbnail of the style image). A multi-style run gives one model whose styles are each named on their own
+(``restyle stylize --style udnie``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
 from PIL import Image
 
 from restyle.export.onnx_export import export_onnx
+from restyle.export.parity import ParityReport
+from restyle.models.complexity import complexity
 from restyle.models.serialization import read_model_record
+from restyle.runtime.model_info import read_metadata
 
 STYLES = Path(__file__).resolve().parents[1] / "restyle" / "styles"
 
@@ -32,33 +39,88 @@ def style_source(sources_md: Path, file_name: str) -> str:
     return "unknown"
 
 
-def model_card(name: str, record: dict, source: str, onnx_path: Path, parity: list[str]) -> str:
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def quality_rows(quality: dict | None, names: list[str]) -> str:
+    if not quality:
+        return "Not measured yet: run `make quality` and bundle again with `--quality out/quality/scores.json`."
+    lines = [
+        f"`python -m bench quality` on {quality['photos']} Kodak photos at 512 px (lower is better; targets: style and "
+        "palette at most the peer's, content at most 1.1x the peer's):",
+        "",
+        "| style | style dist (peer) | content dist (peer) | palette dist (peer) | unstylized photo: style / palette |",
+        "|---|---|---|---|---|",
+    ]
+    for n in names:
+        q = quality["styles"].get(n)
+        if not q:
+            lines.append(f"| {n} | – | – | – | – |")
+            continue
+        r, p, ph = q["restyle"], q.get("peer") or {}, q["photo"]
+        lines.append(
+            f"| {n} | {_fmt(r['style'])} ({_fmt(p.get('style'))}) | {_fmt(r['content'])} ({_fmt(p.get('content'))}) | "
+            f"{_fmt(r['palette'])} ({_fmt(p.get('palette'))}) | {_fmt(ph['style'])} / {_fmt(ph['palette'])} |"
+        )
+    return "\n".join(lines)
+
+
+def model_card(
+    name: str,
+    record: dict,
+    sources: dict[str, str],
+    onnx_path: Path,
+    parity: list[str],
+    quality: dict | None,
+    data_note: str,
+    notes: str,
+) -> str:
     meta = record["metadata"]
     s = meta["settings"]
     losses = meta.get("final_losses", {})
-    hours = meta["train_seconds"] / 3600
+    macs = complexity(_network(record)).macs_per_pixel
+    names = list(record["style_names"])
+    style_lines = "\n".join(
+        f"| `{n}` | `{img['file']}` (sha256 `{img['sha256'][:12]}…`) | {sources.get(img['file'], 'unknown')} |"
+        for n, img in zip(names, meta["style_images"])
+    )
+    layers = s["style_layers"]
+    lw = s.get("style_layer_weights") or [1.0] * len(layers)
+    layer_text = ", ".join(f"{layer} × {w:g}" for layer, w in zip(layers, lw))
     return f"""# {name}
+
+One `{record["arch"]}` network (~{macs / 1000:.1f}k MACs per pixel) holding {len(names)} style(s) by conditional
+instance normalisation (Dumoulin et al. 2017). Each style is named on its own (`restyle stylize --style {names[0]}`,
+`"style": "{names[0]}"` in the API) and any mix can be blended (`--style-weights '{names[0]}=0.5,{names[-1]}=0.5'`).
+
+| style | image | source |
+|---|---|---|
+{style_lines}
+
+## Quality
+
+{quality_rows(quality, names)}
+
+## Training
 
 | | |
 |---|---|
-| architecture | `{record["arch"]}` ({"~14.7k" if record["arch"] == "fast" else "~154k"} MACs per pixel) |
-| style image | `{meta["style_images"][0]["file"]}` (sha256 `{meta["style_images"][0]["sha256"][:16]}…`) |
-| source | {source} |
-| training photos | `{s["data"]}`, random resized crops of {s["image_size"]} px, flips |
+| training photos | {data_note}; random resized crops of {s["image_size"]} px, flips; styles mixed inside every batch |
 | steps × batch | {meta["steps"]} × {s["batch_size"]}{
-        f" (fine-tuned from `{Path(s['init']).parent.name}/{Path(s['init']).name}`; its steps come on top)"
-        if s.get("init")
-        else ""
+        f", after {s['identity_steps']} identity (pixel L1) warm-start steps" if s.get("identity_steps") else ""
     } |
-| style size | {s["style_size"]} px (shorter side) |
-| weights | content {s["content_weight"]} at `{s["content_layer"]}`, style {s["style_weight"]} at `{
-        ",".join(s["style_layers"])
-    }`, TV {s["tv_weight"]}, temporal {s["temporal_weight"]} |
-| optimiser | Adam, lr {s["lr"]}, seed {s["seed"]} |
+| style size | {s["style_size"]} px (shorter side of the style image when taking Gram targets) |
+| losses (balanced, see `restyle.train.losses`) | content {s["content_weight"]} at `{s["content_layer"]}`, style {
+        s["style_weight"]
+    } over {layer_text}, TV {s["tv_weight"]}, temporal {s["temporal_weight"]} |
+| optimiser | Adam, lr {s["lr"]} ({s.get("lr_schedule", "constant")} to {s.get("lr_min_fraction", 1)}×), seed {
+        s["seed"]
+    } |
 | final losses | content {losses.get("content", 0):.4g}, style {losses.get("style", 0):.4g}, TV {
         losses.get("tv", 0):.4g}, total {losses.get("total", 0):.4g} |
 | hardware | {meta["hardware"]} |
-| training time | {meta["train_seconds"]:.0f} s ({hours:.2f} h) |
+| training time | {meta["train_seconds"]:.0f} s ({meta["train_seconds"] / 3600:.2f} h) |
 | ONNX file | `{onnx_path.name}`, {onnx_path.stat().st_size / 1e6:.2f} MB |
 
 Parity of the ONNX file against PyTorch (from `restyle export`):
@@ -66,15 +128,14 @@ Parity of the ONNX file against PyTorch (from `restyle export`):
 ```
 {chr(10).join(parity)}
 ```
-
-{
-        "Trained on a 2-core CPU because no GPU was available in that session: far fewer steps than the 40k of "
-        "Johnson et al., so brush strokes are coarser and less faithful than a GPU-trained model's. "
-        "Retrain on a GPU (`restyle train ... --steps 20000 --image-size 256`) to improve it."
-        if "CPU" in meta["hardware"]
-        else ""
-    }
+{notes}
 """
+
+
+def _network(record: dict):
+    from restyle.models.transformer import build_network
+
+    return build_network(record["arch"], len(record["style_names"]))
 
 
 def main() -> None:
@@ -82,6 +143,10 @@ def main() -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--name", required=True)
     p.add_argument("--styles-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/styles")
+    p.add_argument("--quality", type=Path, help="scores.json written by bench/quality.py")
+    p.add_argument("--data-note", default="`../shared/data/photos`", help="how to describe the training photos")
+    p.add_argument("--notes", type=Path, help="markdown appended to the card (what still looks worse, and why)")
+    p.add_argument("--skip-export", action="store_true", help="only rewrite the card (the ONNX file exists)")
     args = p.parse_args()
     if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", args.name):
         raise SystemExit("name: lowercase letters, digits, _ and - only")
@@ -89,15 +154,21 @@ def main() -> None:
     record = read_model_record(final)
     STYLES.mkdir(exist_ok=True)
     onnx_path = STYLES / f"{args.name}.onnx"
-    result = export_onnx(final, onnx_path)
-    parity = result.parity.lines()
-    image_file = record["metadata"]["style_images"][0]["file"]
-    source = style_source(args.styles_dir / "SOURCES.md", image_file)
-    (STYLES / f"{args.name}.md").write_text(model_card(args.name, record, source, onnx_path, parity))
-    style_img = Image.open(args.styles_dir / image_file).convert("RGB")
-    style_img.thumbnail((256, 256))
-    style_img.save(STYLES / f"{args.name}.jpg", quality=88)
-    print(f"bundled {args.name}: {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB)")
+    if not args.skip_export:
+        export_onnx(final, onnx_path)
+    recorded = read_metadata(onnx_path).parity  # the parity check's result is stored inside the file
+    parity = ParityReport(recorded["tolerance"], recorded["max_abs_error"]).lines()
+    sources = {}
+    for img in record["metadata"]["style_images"]:
+        sources[img["file"]] = style_source(args.styles_dir / "SOURCES.md", img["file"])
+        thumb = Image.open(args.styles_dir / img["file"]).convert("RGB")
+        thumb.thumbnail((256, 256))
+        thumb.save(STYLES / f"{img['name']}.jpg", quality=88)
+    quality = json.loads(args.quality.read_text()) if args.quality else None
+    notes = args.notes.read_text() if args.notes else ""
+    card = model_card(args.name, record, sources, onnx_path, parity, quality, args.data_note, notes)
+    (STYLES / f"{args.name}.md").write_text(card)
+    print(f"bundled {args.name}: {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB), styles {record['style_names']}")
 
 
 if __name__ == "__main__":

@@ -207,20 +207,24 @@ async def stylize(
 async def list_styles(request: Request, service: ServiceDep) -> StylesResponse:
     default = service.default_model()
     root = request.scope.get("root_path", "")
-    entries = [
-        StyleEntry(
-            name=info.name,
-            arch=info.arch,
-            styles=list(info.style_names),
-            precision=info.precision,
-            size_bytes=info.size_bytes,
-            source=info.source,
-            summary=dict(info.summary or {}),
-            preview_url=root + request.app.url_path_for("style_preview", name=info.name),
-            default=info.name == default,
+    entries = []
+    for name in service.style_names():
+        choice = service.resolve(name)
+        info = service.registry.info(choice.model)
+        entries.append(
+            StyleEntry(
+                name=name,
+                model=choice.model,
+                arch=info.arch,
+                styles=list(info.style_names),
+                precision=info.precision,
+                size_bytes=info.size_bytes,
+                source=info.source,
+                summary=dict(info.summary or {}),
+                preview_url=root + request.app.url_path_for("style_preview", name=name),
+                default=name == default,
+            )
         )
-        for info in service.infos()
-    ]
     return StylesResponse(styles=entries, default=default)
 
 
@@ -232,10 +236,8 @@ async def list_styles(request: Request, service: ServiceDep) -> StylesResponse:
     responses={200: {"content": {"image/jpeg": {}}}, 404: _errors[404], 429: _errors[429], 503: _errors[503]},
 )
 async def style_preview(name: str, service: ServiceDep, settings: SettingsDep, admission: AdmissionDep) -> Response:
-    choice = service.resolve(name)  # 404 before queueing
-    data = await admission.run(
-        lambda: service.preview(choice.model), deadline=time.monotonic() + settings.request_timeout
-    )
+    service.resolve(name)  # 404 before queueing
+    data = await admission.run(lambda: service.preview(name), deadline=time.monotonic() + settings.request_timeout)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
 
 

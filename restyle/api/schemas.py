@@ -41,9 +41,10 @@ class ErrorResponse(BaseModel):
 
 
 class StyleEntry(BaseModel):
-    """One installed style model."""
+    """One style a request can name: a single-style model, or one style inside a multi-style model."""
 
     name: str = Field(description="The value to pass as ``style``.")
+    model: str = Field(description="The model file holding this style (several styles may share one model).")
     arch: str = Field(description="Network architecture (fast, johnson).")
     styles: list[str] = Field(description="Style names inside the model; more than one means MODEL:STYLE works.")
     precision: str

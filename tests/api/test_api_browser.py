@@ -63,11 +63,11 @@ def test_web_page_stylizes_and_downloads(server: Server, tmp_path: Path) -> None
 
             # Thumbnails of every style, each with a loaded preview image.
             thumbs = page.locator(".style")
-            expect(thumbs).to_have_count(2)
+            expect(thumbs).to_have_count(3)  # ink and fire (inside duo) and mosaic
             page.wait_for_function(
                 "[...document.querySelectorAll('.style img')].every(i => i.complete && i.naturalWidth > 0)"
             )
-            expect(page.locator('.style[data-style="duo"]')).to_have_attribute("aria-checked", "true")
+            expect(page.locator('.style[data-style="ink"]')).to_have_attribute("aria-checked", "true")
 
             page.set_input_files("#photo", str(SAMPLE))
             expect(page.locator("#original")).to_be_visible()

@@ -45,7 +45,7 @@ def test_healthz_and_readyz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["ready"] is True and sorted(ready.json()["models"]) == ["duo", "mosaic"]
+    assert ready.json()["ready"] is True and sorted(ready.json()["models"]) == ["fire", "ink", "mosaic"]
 
 
 def test_readyz_is_503_until_warmed_up(make_settings) -> None:
@@ -58,13 +58,18 @@ def test_readyz_is_503_until_warmed_up(make_settings) -> None:
 def test_styles_listing_and_previews(client: TestClient) -> None:
     body = client.get("/v1/styles").json()
     names = [s["name"] for s in body["styles"]]
-    assert names == ["duo", "mosaic"] and body["default"] == "duo"
-    duo = body["styles"][0]
-    assert duo["styles"] == ["ink", "fire"] and duo["arch"] == "fast" and duo["default"] is True
-    assert duo["size_bytes"] > 0 and duo["source"] == "user"
-    preview = client.get(duo["preview_url"])
-    assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"
-    assert max(_decoded(preview.content).size) == 64
+    # One entry per style a request can name: the two styles inside the duo model, and mosaic.
+    assert names == ["fire", "ink", "mosaic"] and body["default"] == "ink"
+    ink = body["styles"][1]
+    assert ink["model"] == "duo" and ink["styles"] == ["ink", "fire"] and ink["arch"] == "fast"
+    assert ink["default"] is True and ink["size_bytes"] > 0 and ink["source"] == "user"
+    previews = {}
+    for entry in body["styles"]:
+        preview = client.get(entry["preview_url"])
+        assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"
+        assert max(_decoded(preview.content).size) == 64
+        previews[entry["name"]] = preview.content
+    assert previews["fire"] != previews["ink"]  # each style's own preview, not the model's first style
     _assert_error(client.get("/v1/styles/nope/preview"), 404, "unknown_style")
 
 
@@ -93,7 +98,7 @@ def test_stylize_multipart_each_format(client: TestClient, sample_bytes: bytes, 
 def test_stylize_raw_body_with_query_parameters(client: TestClient, sample_bytes: bytes) -> None:
     response = client.post("/v1/stylize?style=mosaic&strength=0.5", content=sample_bytes, headers=JPEG)
     assert response.status_code == 200
-    assert response.headers["x-model"] == "mosaic:ink"
+    assert response.headers["x-model"] == "mosaic"
     assert max(_decoded(response.content).size) == 128  # the server's default max_size
 
 

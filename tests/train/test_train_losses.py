@@ -1,0 +1,112 @@
+"""The perceptual losses are balanced: every style layer and the content term start on the same scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from restyle.imaging import decode_image
+from restyle.models.transformer import build_network
+from restyle.models.vgg import VGGFeatures
+from restyle.runtime.processing import fit_max_size
+from restyle.train.config import DEFAULT_STYLE_LAYERS, TrainConfig
+from restyle.train.losses import content_loss, gram_matrix, style_layer_losses, style_loss, total_variation
+from tests.conftest import REPO, SAMPLE_PHOTO
+
+PAINTING = REPO / "restyle" / "styles" / "starry_night.jpg"  # the bundled thumbnail of a real painting
+
+
+def _tensor(path: Path, size: int) -> torch.Tensor:
+    img = fit_max_size(decode_image(path), size)
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+
+
+@pytest.fixture(scope="module")
+def vgg() -> VGGFeatures:
+    return VGGFeatures(list(DEFAULT_STYLE_LAYERS))
+
+
+@pytest.fixture(scope="module")
+def targets(vgg: VGGFeatures) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return {k: gram_matrix(v) for k, v in vgg(_tensor(PAINTING, 256), DEFAULT_STYLE_LAYERS).items()}
+
+
+def test_style_layers_start_within_ten_times_of_each_other(vgg, targets) -> None:
+    photo = _tensor(SAMPLE_PHOTO, 256)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        untrained = build_network("fast")(photo)
+        for start in (photo, untrained):  # the photo itself and what an untrained network emits
+            feats = vgg(start, DEFAULT_STYLE_LAYERS)
+            terms = {k: float(v) for k, v in style_layer_losses(feats, targets).items()}
+            assert max(terms.values()) <= 10 * min(terms.values()), terms
+            # The raw Gram MSE (the old loss) is what this normalisation fixes: orders of magnitude apart.
+            raw = [float(((gram_matrix(feats[k]) - t) ** 2).mean()) for k, t in targets.items()]
+            assert max(raw) > 100 * min(raw)
+
+
+def test_content_loss_is_relative_and_scale_free() -> None:
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 8, 5, 5), torch.rand(2, 8, 5, 5)
+    assert float(content_loss(b, b)) == 0.0
+    assert float(content_loss(torch.zeros_like(b), b)) == pytest.approx(1.0)
+    assert float(content_loss(10 * a, 10 * b)) == pytest.approx(float(content_loss(a, b)), rel=1e-5)
+
+
+def test_per_sample_targets_and_layer_weights() -> None:
+    torch.manual_seed(0)
+    feats = {"a": torch.rand(2, 4, 6, 6), "b": torch.rand(2, 8, 3, 3)}
+    t1 = {k: gram_matrix(torch.rand(1, v.shape[1], 6, 6)) for k, v in feats.items()}
+    t2 = {k: gram_matrix(torch.rand(1, v.shape[1], 6, 6)) for k, v in feats.items()}
+    stacked = {k: torch.cat([t1[k], t2[k]]) for k in feats}
+    first = {k: v[:1] for k, v in feats.items()}
+    second = {k: v[1:] for k, v in feats.items()}
+    # A (N, C, C) target scores each sample against its own style: the mean of the two separate losses.
+    expected = (style_loss(first, t1) + style_loss(second, t2)) / 2
+    assert float(style_loss(feats, stacked)) == pytest.approx(float(expected), rel=1e-5)
+    only_a = style_loss(feats, stacked, {"a": 1.0, "b": 0.0})
+    assert float(only_a) == pytest.approx(float(style_layer_losses(feats, stacked)["a"]), rel=1e-6)
+
+
+def test_total_variation_is_a_mean_independent_of_size() -> None:
+    torch.manual_seed(0)
+    tile = torch.rand(1, 3, 16, 16)
+    big = tile.repeat(1, 1, 4, 4)
+    assert float(total_variation(big)) == pytest.approx(float(total_variation(tile)), rel=0.05)
+    assert float(total_variation(torch.full((1, 3, 8, 8), 0.5))) == 0.0
+
+
+def test_learning_rate_follows_a_cosine_to_the_floor(tmp_path: Path) -> None:
+    cfg = TrainConfig(style_images=[tmp_path / "s.jpg"], data=tmp_path, out=tmp_path, steps=100, lr=1e-3)
+    lrs = [cfg.lr_at(s) for s in range(101)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    flat = cfg.model_copy(update={"lr_schedule": "constant"})
+    assert flat.lr_at(50) == 1e-3
+
+
+def test_style_layer_weights_from_the_command_line(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from restyle.errors import UserError
+    from restyle.train.cli import parse_style_layers
+
+    assert parse_style_layers("relu1_1,relu2_1") == {"style_layers": ["relu1_1", "relu2_1"]}
+    parsed = parse_style_layers("relu1_1:2, relu3_1:0.5")
+    assert parsed == {"style_layers": ["relu1_1", "relu3_1"], "style_layer_weights": [2.0, 0.5]}
+    cfg = TrainConfig(style_images=[tmp_path / "s.jpg"], data=tmp_path, out=tmp_path, **parsed)
+    assert cfg.layer_weights() == {"relu1_1": 2.0, "relu3_1": 0.5}
+    with pytest.raises(UserError, match="not a number"):
+        parse_style_layers("relu1_1:lots")
+    with pytest.raises(ValidationError, match="style layer weight"):
+        TrainConfig(
+            style_images=[tmp_path / "s.jpg"],
+            data=tmp_path,
+            out=tmp_path,
+            style_layers=["relu1_1"],
+            style_layer_weights=[1, 2],
+        )
