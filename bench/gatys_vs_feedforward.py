@@ -116,11 +116,17 @@ def feedforward_models(args: argparse.Namespace) -> list[FeedForward]:
         paths = [
             (Path(m).stem, Path(m) if m.endswith(".onnx") or os.sep in m else reg.info(m).path) for m in args.model
         ]
-    else:
-        paths = [(name, reg.info(name).path) for name in reg.bundled_names()]
+    else:  # every bundled style, also those that share one multi-style model
+        paths = [(name, reg.info(name).path) for name in reg.style_names() if reg.info(name).source == "bundled"]
     out = []
     for label, path in paths:
         name, image = style_image_for(path, None)
+        if label in reg.style_names() and reg.lookup(label)[1] is not None:  # a style inside a multi-style model
+            name = label
+            from bench.common import SHARED
+
+            shared = SHARED / "styles" / f"{label}.jpg"
+            image = shared if shared.is_file() else image
         if args.style_image:
             image = Path(args.style_image)
         if image is None:
@@ -150,7 +156,7 @@ def run_feedforward(
     from restyle.runtime import Registry, StylizeOptions, Stylizer
 
     reg = Registry()
-    bundled = model.label in reg.names() and reg.info(model.label).path == model.path
+    bundled = model.label in reg.style_names() and reg.info(model.label).path == model.path
     stylizer = reg.get(model.label, threads=threads) if bundled else Stylizer(model.path, threads=threads)
     options = StylizeOptions(style_weights=model.style_name if len(stylizer.style_names) > 1 else None)
     out = stylizer.stylize(photo, options)  # warm-up: ORT's shape-specific kernels

@@ -1,4 +1,4 @@
-"""The README gallery: the bundled sample photo (and two more Kodak photos) in every bundled style.
+"""The README gallery: every bundled style (one row each) on the bundled sample photo and two more Kodak photos.
 
     python scripts/readme_gallery.py
 
@@ -22,20 +22,28 @@ START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
 
 def main() -> None:
     registry = Registry()
-    names = registry.bundled_names()
+    names = [n for n in registry.style_names() if registry.info(n).source == "bundled"]
     GALLERY.mkdir(parents=True, exist_ok=True)
-    header = "| photo | " + " | ".join(f"`{n}`" for n in names) + " |"
-    lines = [header, "|" + "---|" * (len(names) + 1)]
-    styles_row = "| *style image* | " + " | ".join(f"![{n}](restyle/styles/{n}.jpg)" for n in names) + " |"
-    lines.append(styles_row)
-    for photo in PHOTOS:
-        image = decode_image(photo)
-        stem = photo.stem
-        thumb = GALLERY / f"{stem}__original.jpg"
-        save_image(registry.get(names[0]).stylize(image, StylizeOptions(strength=0, max_size=384)), thumb, quality=85)
-        cells = [f"![{stem}]({thumb.relative_to(ROOT)})"]
-        for name in names:
-            out = registry.get(name).stylize(image, StylizeOptions(max_size=384))
+    for old in GALLERY.glob("*__*.jpg"):
+        old.unlink()  # styles that are no longer bundled leave no stale pictures behind
+    images = {photo.stem: decode_image(photo) for photo in PHOTOS}
+    header = "| style | style image | " + " | ".join(f"`{stem}`" for stem in images) + " |"
+    lines = [header, "|" + "---|" * (len(images) + 2)]
+    cells = ["*photo*", ""]
+    first = registry.get(names[0])
+    for stem, image in images.items():
+        thumb = save_image(
+            first.stylize(image, StylizeOptions(strength=0, max_size=384)),
+            GALLERY / f"{stem}__original.jpg",
+            quality=85,
+        )
+        cells.append(f"![{stem}]({thumb.relative_to(ROOT)})")
+    lines.append("| " + " | ".join(cells) + " |")
+    for name in names:
+        stylizer, inner = registry.resolve_style(name)
+        cells = [f"`{name}`", f"![{name}](restyle/styles/{name}.jpg)"]
+        for stem, image in images.items():
+            out = stylizer.stylize(image, StylizeOptions(max_size=384, style_weights=inner))
             path = save_image(out, GALLERY / f"{stem}__{name}.jpg", quality=85)
             cells.append(f"![{stem} in {name}]({path.relative_to(ROOT)})")
         lines.append("| " + " | ".join(cells) + " |")

@@ -35,14 +35,14 @@ class TrainConfig(BaseModel):
     image_size: int = Field(256, ge=32)
     style_size: int = Field(512, ge=32)
     content_weight: float = Field(1.0, ge=0)
-    style_weight: float = Field(1.0, ge=0)
-    tv_weight: float = Field(0.1, ge=0)
+    style_weight: float = Field(0.8, ge=0)
+    tv_weight: float = Field(0.5, ge=0)
     temporal_weight: float = Field(0.0, ge=0)
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
     style_layer_weights: list[float] | None = None  # one per style layer; None = all 1
     vgg_weights: Path | None = None
-    identity_steps: int = Field(0, ge=0)  # pixel-reconstruction warm start before the perceptual steps
+    identity_steps: int = Field(600, ge=0)  # pixel-reconstruction warm start before the perceptual steps
     init: Path | None = None  # start from a trained final.pt (fine-tuning, e.g. adding the temporal loss)
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "cosine"

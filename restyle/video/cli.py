@@ -66,9 +66,13 @@ def run_video(args: argparse.Namespace) -> int:
         raise UserError(f"{target} exists; pass --overwrite to replace it")
     if source.exists() and target.exists() and source.resolve() == target.resolve():
         raise UserError("the output must not be the input")
-    options = StylizeOptions(strength=args.strength, preserve_color=args.preserve_color, max_size=args.max_size)
     info = probe(source)
-    stylizer = Registry(user_dir=args.models).resolve(args.style, provider=args.device, threads=args.threads)
+    stylizer, inner = Registry(user_dir=args.models).resolve_style(
+        args.style, provider=args.device, threads=args.threads
+    )
+    options = StylizeOptions(
+        strength=args.strength, preserve_color=args.preserve_color, max_size=args.max_size, style_weights=inner
+    )
     total = expected_frames(info, args.start, args.duration)
     bar = tqdm(total=total or None, unit="frame", file=sys.stderr, dynamic_ncols=True, desc=source.name)
 

@@ -83,11 +83,11 @@ def run_live(
 
     check_gui()
     registry = Registry(user_dir=models)
-    names = registry.names()
-    current = registry.resolve(style, provider=device)  # fail on a bad style before touching the camera
+    names = registry.style_names()
+    current, inner = registry.resolve_style(style, provider=device)  # fail on a bad style before the camera
     index = names.index(style) if style in names else -1
     cap = open_camera(camera)
-    options = StylizeOptions(max_size=max_size)
+    options = StylizeOptions(max_size=max_size, style_weights=inner)
     stabilizer = Stabilizer() if stabilize else None
     fps, last = 0.0, time.perf_counter()
     try:
@@ -108,7 +108,9 @@ def run_live(
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
             last = now
-            label = f"{current.path.stem}  {fps:.1f} fps  [n/p style, s stabilize, q quit]"
+            label = (
+                f"{names[index] if index >= 0 else current.path.stem}  {fps:.1f} fps  [n/p style, s stabilize, q quit]"
+            )
             cv2.putText(view, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
             try:
                 cv2.imshow(WINDOW, view)
@@ -120,10 +122,12 @@ def run_live(
             step = {ord("n"): 1, ord("p"): -1}.get(key, 0)
             if ord("1") <= key <= ord("9") and key - ord("1") < len(names):
                 index, step = key - ord("1"), 0
-                current = registry.get(names[index], provider=device)
+                current, inner = registry.resolve_style(names[index], provider=device)
+                options = StylizeOptions(max_size=max_size, style_weights=inner)
             if step and names:
                 index = (index + step) % len(names)
-                current = registry.get(names[index], provider=device)
+                current, inner = registry.resolve_style(names[index], provider=device)
+                options = StylizeOptions(max_size=max_size, style_weights=inner)
             if step or ord("1") <= key <= ord("9"):
                 stabilizer = Stabilizer() if stabilizer is not None else None  # a new style is a new scene
             if key == ord("s"):

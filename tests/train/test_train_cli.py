@@ -75,6 +75,8 @@ def test_corrupt_photos_are_counted_not_fatal(capsys, style_image: Path, photo_d
             "32",
             "--batch-size",
             "1",
+            "--identity-steps",
+            "0",
         ]
     )
     out = capsys.readouterr().out
@@ -87,7 +89,7 @@ def test_init_flag_reaches_the_config(capsys, style_image: Path, photo_dir: Path
     import json
 
     args = ["--style-image", str(style_image), "--data", str(photo_dir), "--steps", "1", "--image-size", "32",
-            "--style-size", "32", "--batch-size", "1"]  # fmt: skip
+            "--style-size", "32", "--batch-size", "1", "--identity-steps", "0"]  # fmt: skip
     assert main(["train", *args, "--out", str(tmp_path / "a")]) == 0
     first = tmp_path / "a" / "final.pt"
     assert main(["train", *args, "--out", str(tmp_path / "b"), "--init", str(first)]) == 0

@@ -21,7 +21,7 @@ def test_torchrun_two_processes_gloo(photo_dir: Path, style_image: Path, tmp_pat
         "-m", "restyle", "train",
         "--style-image", str(style_image), "--data", str(photo_dir), "--out", str(out),
         "--steps", "3", "--batch-size", "1", "--image-size", "32", "--style-size", "32",
-        "--log-every", "1", "--checkpoint-every", "3", "--device", "cpu",
+        "--log-every", "1", "--checkpoint-every", "3", "--device", "cpu", "--identity-steps", "2",
     ]  # fmt: skip
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

@@ -13,7 +13,7 @@ from restyle.train import checkpoint as ckpt
 from restyle.train.config import TrainConfig
 from restyle.train.loop import Trainer, TrainingInterrupted, resume, train
 
-TINY = {"image_size": 48, "style_size": 64, "batch_size": 2, "log_every": 1, "sample_every": 1000}
+TINY = {"image_size": 48, "style_size": 64, "batch_size": 2, "log_every": 1, "sample_every": 1000, "identity_steps": 0}
 
 
 def _cfg(photo_dir: Path, style_image: Path, out: Path, **kw) -> TrainConfig:
