@@ -25,9 +25,14 @@ FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
-# Pillow's own bomb check warns at 89 MP and raises at 179 MP; we enforce our
-# own limit from the header instead, before any pixel is decoded.
-Image.MAX_IMAGE_PIXELS = None
+# Only these decoders are ever tried (the formats IMAGE_SUFFIXES promise; the
+# JPEG decoder also opens the multi-picture JPEGs many phones write). Pillow
+# would otherwise try every plugin it has, EPS among them, which runs
+# Ghostscript when it is installed.
+DECODERS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+# Pillow's own bomb guard (Image.MAX_IMAGE_PIXELS) stays on for the whole
+# process: open_image checks its own, lower limit from the header first and
+# reports both the same way.
 
 
 def open_image(source: str | os.PathLike | bytes | io.BytesIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -43,7 +48,10 @@ def open_image(source: str | os.PathLike | bytes | io.BytesIO, max_pixels: int =
             if not Path(source).is_file():
                 raise InputNotFound(f"no such file: {source}")
             fh = str(source)
-        img = Image.open(fh)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
+            Image.init()  # registers every plugin once (cheap after the first call), so each name in DECODERS exists
+            img = Image.open(fh, formats=DECODERS)
         w, h = img.size
         if w * h > max_pixels:
             raise ImageTooLarge(
@@ -58,7 +66,9 @@ def open_image(source: str | os.PathLike | bytes | io.BytesIO, max_pixels: int =
     except UserError:
         raise
     except UnidentifiedImageError:
-        raise BadImage(f"{name} is not a recognised image") from None
+        raise BadImage(f"{name} is not a recognised image ({', '.join(DECODERS)})") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{name} is too large to decode safely ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImage(f"{name} could not be decoded (truncated or corrupt: {exc})") from None
 

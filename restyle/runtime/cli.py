@@ -135,15 +135,25 @@ def _parse_weights(text: str | None) -> dict[str, float] | list[float] | None:
         raise UserError(f"--style-weights must look like 'a=0.7,b=0.3' or '0.7,0.3', not {text!r}") from None
 
 
-def collect(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
-    """(file, path relative to its input root) for every image; missing inputs as failures."""
+def collect(
+    inputs: list[str], recursive: bool, exclude: Path | None = None
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """(file, path relative to its input root) for every image; missing inputs as failures.
+
+    Files under ``exclude`` (the output folder) are skipped when a folder is
+    scanned: ``restyle stylize DIR -o DIR/out`` run twice must not stylize its
+    own outputs.
+    """
     found: list[tuple[Path, Path]] = []
     missing: list[tuple[Path, str]] = []
+    skip = exclude.resolve() if exclude is not None else None
     for text in inputs:
         path = Path(text)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             for f in sorted(path.glob(pattern)):
+                if skip is not None and skip != path.resolve() and f.resolve().is_relative_to(skip):
+                    continue  # inside an output folder nested in the input folder
                 if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
                     found.append((f, f.relative_to(path)))
         elif path.is_file():
@@ -197,8 +207,10 @@ def run_stylize(args: argparse.Namespace) -> int:
     if inner_style is not None and options.style_weights is None:  # "--style udnie" inside a multi-style model
         options = dataclasses.replace(options, style_weights=inner_style)
     style_label = Path(args.style).stem if args.style else (inner_style or stylizer.info.name)
-    files, missing = collect(args.inputs, args.recursive)
     output = Path(args.output)
+    files, missing = collect(
+        args.inputs, args.recursive, exclude=output if output.is_dir() or not output.suffix else None
+    )
     fmt = args.format
     if fmt is None and len(files) == 1 and output.suffix and not output.is_dir():
         fmt = output.suffix

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
 from restyle.errors import InputNotFound, UserError
-from restyle.imaging import IMAGE_SUFFIXES, open_image, to_rgb_array
+from restyle.imaging import DECODERS, IMAGE_SUFFIXES, open_image, to_rgb_array
 
 MIN_SIDE = 32  # smaller photos are "tiny" and skipped
 
@@ -42,7 +42,7 @@ def _header_ok(path: Path) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
+            with Image.open(path, formats=DECODERS) as img:
                 w, h = img.size
         return min(w, h) >= MIN_SIDE
     except Exception:

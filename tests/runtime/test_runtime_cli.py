@@ -173,3 +173,13 @@ def test_a_model_file_shadows_a_style_of_the_same_name(tmp_path: Path, models: P
     reg = Registry(user_dir=user, bundled_dir=tmp_path / "none")
     assert reg.lookup("dots") == ("dots", None)
     assert reg.lookup("stripes") == ("dots", "stripes")  # first model (by name) that holds it
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_stylized_again(tmp_path: Path, models: Path) -> None:
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.open(SAMPLE_PHOTO).resize((64, 48)).save(src / "a.jpg")
+    out = src / "out"
+    for _ in range(2):  # the second run must not pick up out/a_mosaic.jpg
+        assert _stylize(models, str(src), "-o", str(out), "--recursive", "--overwrite") == 0
+    assert sorted(p.name for p in out.rglob("*.jpg")) == ["a_mosaic.jpg"]

@@ -1,0 +1,55 @@
+"""Decoding refuses what it should, before any pixel is decoded, with one clear error."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restyle.errors import BadImage, ImageTooLarge
+from restyle.imaging import DECODERS, decode_image
+
+
+def _encoded(fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "PCX", "TGA", "ICO", "EPS"])
+def test_formats_outside_the_documented_list_are_never_decoded(fmt: str) -> None:
+    try:
+        data = _encoded(fmt)
+    except (OSError, KeyError):  # EPS writing needs nothing, but be safe on minimal Pillow builds
+        pytest.skip(f"Pillow cannot write {fmt} here")
+    assert Image.open(io.BytesIO(data)).format  # Pillow itself would open it...
+    with pytest.raises(BadImage, match="not a recognised image"):
+        decode_image(data)  # ...restyle does not even try
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_documented_formats_decode(fmt: str) -> None:
+    assert decode_image(_encoded(fmt)).shape == (8, 8, 3)
+    assert fmt in DECODERS
+
+
+def test_pillows_bomb_guard_stays_on_for_the_whole_process() -> None:
+    import restyle.imaging  # noqa: F401  (importing restyle must not switch it off)
+
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS > 0
+
+
+def test_a_header_claiming_a_huge_image_is_refused_before_decoding(tmp_path: Path) -> None:
+    data = bytearray(_encoded("PNG"))
+    # Patch the IHDR width/height to 30000 x 30000 (900 MP), with a valid CRC: the header alone must decide.
+    data[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    with pytest.raises((ImageTooLarge, BadImage)) as info:
+        decode_image(bytes(data))
+    assert isinstance(info.value, ImageTooLarge), info.value
+    with pytest.raises(ImageTooLarge):
+        decode_image(bytes(data), max_pixels=10**12)  # past our limit, Pillow's guard still refuses it
