@@ -69,11 +69,8 @@ def _session(path: Path, threads: int):
 
 def candidates(threads: int, work: Path) -> dict[str, tuple[object, dict, float]]:
     """name -> (session, extra feeds, MACs per pixel)."""
-    import torch
-
-    from restyle.export.onnx_export import export_onnx
+    from restyle.export.onnx_export import export_untrained
     from restyle.models.complexity import complexity
-    from restyle.models.serialization import save_model
     from restyle.models.transformer import build_network
     from restyle.runtime.registry import Registry
 
@@ -85,9 +82,7 @@ def candidates(threads: int, work: Path) -> dict[str, tuple[object, dict, float]
             info = max(bundled, key=lambda i: len(i.style_names))
             path, styles, label = info.path, len(info.style_names), f"fast (bundled {info.name})"
         else:
-            torch.manual_seed(0)
-            ckpt = save_model(build_network(arch), work / arch / "final.pt", [arch], {"bench": True})
-            path, styles, label = export_onnx(ckpt, work / f"{arch}.onnx", exporter="torchscript").path, 1, arch
+            path, styles, label = export_untrained(arch, work / f"{arch}.onnx"), 1, arch
         style = np.zeros((1, styles), np.float32)
         style[0, 0] = 1
         macs = complexity(build_network(arch, styles)).macs_per_pixel

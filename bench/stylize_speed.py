@@ -26,17 +26,11 @@ SIZES = [(256, 256), (512, 512), (1024, 1024), (1080, 1920)]  # (height, width)
 
 
 def build_models(root: Path) -> dict[str, Path]:
-    import torch
-
-    from restyle.export.onnx_export import export_onnx
-    from restyle.models.serialization import save_model
-    from restyle.models.transformer import build_network
+    from restyle.export.onnx_export import export_untrained
 
     out = {}
     for arch in ("fast", "johnson"):
-        torch.manual_seed(0)
-        ckpt = save_model(build_network(arch), root / arch / "final.pt", [arch], {"bench": True})
-        out[arch] = export_onnx(ckpt, root / f"{arch}.onnx", exporter="torchscript").path
+        out[arch] = export_untrained(arch, root / f"{arch}.onnx")
     return out
 
 
@@ -58,7 +52,7 @@ def latency_rows(models: dict[str, Path], sizes: list[tuple[int, int]], repeats:
 
     rows = []
     for arch, path in models.items():
-        net, _ = load_model(path.parent / arch / "final.pt")
+        net, _ = load_model(path.with_suffix(".final.pt"))
         stylizer = Stylizer(path, provider="cpu")
         for h, w in sizes:
             x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)

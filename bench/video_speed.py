@@ -41,17 +41,11 @@ CACHE = Path(tempfile.gettempdir()) / "restyle-bench-video"
 
 def model_for(arch: str) -> Path:
     """A seeded random network of ``arch``, exported once (torchscript exporter: seconds, not a minute)."""
-    import torch
-
-    from restyle.export.onnx_export import export_onnx
-    from restyle.models.serialization import save_model
-    from restyle.models.transformer import build_network
+    from restyle.export.onnx_export import export_untrained
 
     out = CACHE / f"{arch}.onnx"
     if not out.exists():
-        torch.manual_seed(0)
-        ckpt = save_model(build_network(arch), CACHE / f"{arch}-final.pt", [arch], {"note": "random, for speed only"})
-        export_onnx(ckpt, out, exporter="torchscript")
+        export_untrained(arch, out)
     return out
 
 

@@ -171,3 +171,26 @@ def export_onnx(
     with atomic_path(output) as tmp:
         onnx.save(proto, str(tmp))
     return ExportResult(output, meta, parity)
+
+
+def export_untrained(
+    arch: str, output: str | os.PathLike, style_names: list[str] | None = None, seed: int = 0
+) -> Path:
+    """A seeded, untrained network exported with the fast torchscript exporter.
+
+    For speed measurements (speed does not depend on the weights) and tests:
+    the one place benchmarks and test fixtures get a model without training.
+    The checkpoint is written beside the ONNX file as ``NAME.final.pt``.
+    """
+    import torch
+
+    from restyle.models.serialization import save_model
+    from restyle.models.transformer import build_network
+
+    output = Path(output)
+    names = style_names or [arch]
+    torch.manual_seed(seed)
+    ckpt = save_model(
+        build_network(arch, len(names)), output.with_suffix(".final.pt"), names, {"note": "untrained, seeded"}
+    )
+    return export_onnx(ckpt, output, exporter="torchscript").path
