@@ -46,7 +46,18 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
 
 
 def _umask() -> int:
-    with _UMASK_LOCK:  # os.umask can only be read by setting it
+    """The process umask, read without changing it where the OS allows.
+
+    ``os.umask`` can only be read by setting it, and setting it races with
+    every other thread that creates files in between (they would get 0o022).
+    Linux reports it in /proc/self/status (kernel 4.7+), so there it is
+    read-only; elsewhere the set-and-restore fallback remains.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:
         mask = os.umask(0o022)
         os.umask(mask)
     return mask
