@@ -173,9 +173,7 @@ def export_onnx(
     return ExportResult(output, meta, parity)
 
 
-def export_untrained(
-    arch: str, output: str | os.PathLike, style_names: list[str] | None = None, seed: int = 0
-) -> Path:
+def export_untrained(arch: str, output: str | os.PathLike, style_names: list[str] | None = None, seed: int = 0) -> Path:
     """A seeded, untrained network exported with the fast torchscript exporter.
 
     For speed measurements (speed does not depend on the weights) and tests:

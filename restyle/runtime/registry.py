@@ -42,7 +42,8 @@ class Registry:
         if self.user_dir is not None and not self.user_dir.is_dir():
             raise UserError(f"models directory {self.user_dir} does not exist")
         self._lock = threading.Lock()
-        self._cache: dict[tuple[Path, str, int | None], Stylizer] = {}
+        self._cache: dict[tuple[Path, str, int | None], tuple[tuple[int, int], Stylizer]] = {}
+        self._building: dict[tuple[Path, str, int | None], threading.Lock] = {}
         self._info: dict[Path, tuple[float, ModelInfo]] = {}
 
     def _scan(self) -> dict[str, tuple[Path, str]]:
@@ -188,10 +189,30 @@ class Registry:
         return self.get(spec, provider, threads)
 
     def _stylizer(self, path: Path, provider: str, threads: int | None) -> Stylizer:
+        """One shared session per (file version, provider, threads).
+
+        A model file replaced on disk (new mtime or size) gets a new session,
+        as its metadata does. Sessions are built outside the registry-wide
+        lock (building one takes ~0.1-2 s), under a lock per key, so a slow
+        load of one model never blocks requests for the others.
+        """
+        try:
+            st = path.stat()
+        except OSError:
+            raise InputNotFound(f"no such model file: {path}") from None
         key = (path, provider, threads)
+        version = (st.st_mtime_ns, st.st_size)
         with self._lock:
-            stylizer = self._cache.get(key)
-            if stylizer is None:
-                stylizer = Stylizer(path, provider=provider, threads=threads)
-                self._cache[key] = stylizer
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                cached = self._cache.get(key)
+                if cached is not None and cached[0] == version:
+                    return cached[1]
+            stylizer = Stylizer(path, provider=provider, threads=threads)
+            with self._lock:
+                self._cache[key] = (version, stylizer)
             return stylizer

@@ -183,3 +183,20 @@ def test_an_output_folder_inside_the_input_folder_is_not_stylized_again(tmp_path
     for _ in range(2):  # the second run must not pick up out/a_mosaic.jpg
         assert _stylize(models, str(src), "-o", str(out), "--recursive", "--overwrite") == 0
     assert sorted(p.name for p in out.rglob("*.jpg")) == ["a_mosaic.jpg"]
+
+
+def test_a_replaced_model_file_gets_a_new_session(tmp_path: Path, models: Path) -> None:
+    import os
+
+    user = tmp_path / "user"
+    user.mkdir()
+    shutil.copy(models / "mosaic.onnx", user / "art.onnx")
+    reg = Registry(user_dir=user, bundled_dir=tmp_path / "none")
+    first = reg.get("art", provider="cpu")
+    assert reg.get("art", provider="cpu") is first  # unchanged file: the same shared session
+    tmp = user / ".art.onnx.new"
+    shutil.copy(models / "mosaic.onnx", tmp)
+    os.replace(tmp, user / "art.onnx")  # a redeploy: same name, new file
+    st = (user / "art.onnx").stat()
+    os.utime(user / "art.onnx", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert reg.get("art", provider="cpu") is not first
