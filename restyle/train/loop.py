@@ -166,8 +166,15 @@ class Trainer:
         self.net.load_state_dict(net.state_dict())
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.net.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0][:160]
+            raise UserError(
+                f"the checkpoint in {self.cfg.out} does not match a {self.cfg.arch} network with "
+                f"{len(self.cfg.style_images)} style(s) ({first})"
+            ) from None
         self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
         self.elapsed = state.get("elapsed", 0.0)
