@@ -35,7 +35,7 @@ class TrainConfig(BaseModel):
     image_size: int = Field(256, ge=32)
     style_size: int = Field(512, ge=32)
     content_weight: float = Field(1.0, ge=0)
-    style_weight: float = Field(0.8, ge=0)
+    style_weight: float = Field(1.0, ge=0)
     tv_weight: float = Field(0.5, ge=0)
     temporal_weight: float = Field(0.0, ge=0)
     content_layer: str = DEFAULT_CONTENT_LAYER
