@@ -15,6 +15,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 from restyle.errors import InputNotFound, UnknownStyle, UserError
 from restyle.runtime.model_info import ModelInfo, read_model_info
@@ -24,11 +25,22 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "styles"
 ENV_VAR = "RESTYLE_MODELS"
 # The default style when none is named; None means the first bundled model (by name).
 DEFAULT_STYLE: str | None = "starry_night"
+T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def valid_name(name: str) -> bool:
     return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def _checked(name: str, table: dict[str, T]) -> T:
+    """``table[name]``, validating the name before it is used; UnknownStyle (HTTP 404) otherwise."""
+    if not valid_name(name):
+        raise UnknownStyle(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
+    if name not in table:
+        known = ", ".join(sorted(table)) or "none installed"
+        raise UnknownStyle(f"unknown style {name!r}; available: {known}")
+    return table[name]
 
 
 class Registry:
@@ -96,13 +108,7 @@ class Registry:
 
     def lookup(self, name: str) -> tuple[str, str | None]:
         """A style or model name -> (model name, style inside it, None meaning the model's own/first)."""
-        if not valid_name(name):
-            raise UnknownStyle(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
-        table = self._style_table()
-        if name not in table:
-            known = ", ".join(sorted(table)) or "none installed"
-            raise UnknownStyle(f"unknown style {name!r}; available: {known}")
-        return table[name]
+        return _checked(name, self._style_table())
 
     def bundled_names(self) -> list[str]:
         return sorted(n for n, (_, source) in self._scan().items() if source == "bundled")
@@ -125,13 +131,7 @@ class Registry:
         raise UnknownStyle("no style models are installed; pass --style path/to/model.onnx or --models DIR")
 
     def _path(self, name: str) -> tuple[Path, str]:
-        if not valid_name(name):
-            raise UnknownStyle(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
-        found = self._scan()
-        if name not in found:
-            known = ", ".join(sorted(found)) or "none installed"
-            raise UnknownStyle(f"unknown style {name!r}; available: {known}")
-        return found[name]
+        return _checked(name, self._scan())
 
     def info(self, name: str) -> ModelInfo:
         """The model called ``name``, or the model holding the style called ``name``."""
