@@ -168,13 +168,29 @@ def _timestamps(decoded: Iterator[av.VideoFrame], step: float) -> Iterator[tuple
         yield heapq.heappop(heap), pending.pop(0)
 
 
+MAX_FPS = 120  # the most frames per second of ``duration`` that read_frames ever decodes
+
+
+def frame_budget(info: VideoInfo, duration: float) -> int:
+    """How many frames ``duration`` seconds may hold: the header's rate (at most MAX_FPS), +25 %, + reorder slack.
+
+    A bound on work that no timestamp can talk up: repeated or bogus
+    timestamps keep the decoded time from advancing, so time alone is no cap.
+    """
+    rate = min(float(info.rate), MAX_FPS) if info.rate else MAX_FPS
+    return math.ceil(duration * rate * 1.25) + REORDER_DEPTH
+
+
 def read_frames(info: VideoInfo, start: float = 0.0, duration: float | None = None) -> Iterator[Frame]:
     """Decode frames in ``[start, start + duration)`` as upright uint8 RGB; corrupt data raises ``BadVideo``.
 
     Timestamps that still repeat after re-sorting (broken muxers) are nudged
-    forward by one tick so the encoder always receives increasing ones.
+    forward by one tick so the encoder always receives increasing ones. With
+    a ``duration``, decoding stops at whichever comes first: that much decoded
+    time, or :func:`frame_budget` frames; the container's header is never trusted.
     """
     end = start + duration if duration is not None else math.inf
+    budget = frame_budget(info, duration) if duration is not None else math.inf
     k = (info.rotation // 90) % 4
     index = 0
     with _open(info.path) as container:
@@ -196,6 +212,8 @@ def read_frames(info: VideoInfo, start: float = 0.0, duration: float | None = No
                     first_pts = pts
                 rel = max(pts - first_pts, last_pts + 1)
                 last_pts = rel
+                if duration is not None and (float(rel * tb) >= duration - 1e-6 or index >= budget):
+                    break
                 rgb = frame.to_ndarray(format="rgb24")
                 if k:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k))

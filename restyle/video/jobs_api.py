@@ -136,8 +136,9 @@ def create_jobs_router(service: JobService) -> APIRouter:
                     f"the video is {length:.1f} s long; the limit is {settings.max_duration:g} s "
                     "(pass start and duration to stylize a part of it)"
                 )
-            if not math.isfinite(length):
-                duration = settings.max_duration  # unknown length: never run past the limit
+            # Always cap by the limit: the header's duration is a claim, not a fact (a file that says
+            # 5 s may hold hours of frames); read_frames counts decoded time and frames against it.
+            duration = settings.max_duration if duration is None else min(duration, settings.max_duration)
             job = service.submit(
                 job_id,
                 input_name,

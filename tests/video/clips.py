@@ -84,3 +84,27 @@ def video_summary(path: Path) -> tuple[int, Fraction, list[float]]:
         s = c.streams.video[0]
         times = [float(f.time) for f in c.decode(s)]
         return len(times), s.average_rate, times
+
+
+def claim_duration(path: Path, seconds: float) -> Path:
+    """Rewrite the MP4 header durations (mvhd, tkhd, mdhd) to claim ``seconds``; the frames stay.
+
+    What a hostile upload does to pass a duration check that trusts the header.
+    """
+    data = bytearray(path.read_bytes())
+    movie_scale = None
+    for box, v0, v1 in ((b"mvhd", 20, 28), (b"tkhd", 24, 32), (b"mdhd", 20, 28)):
+        start = 0
+        while (i := data.find(box, start)) >= 0:
+            start = i + 4
+            version = data[i + 4]
+            if box == b"tkhd":
+                scale = movie_scale
+            else:
+                scale = int.from_bytes(data[i + (16 if version == 0 else 24) : i + (20 if version == 0 else 28)], "big")
+                if box == b"mvhd":
+                    movie_scale = scale
+            off, width = (v0, 4) if version == 0 else (v1, 8)
+            data[i + off : i + off + width] = int(seconds * scale).to_bytes(width, "big")
+    path.write_bytes(bytes(data))
+    return path

@@ -203,3 +203,30 @@ def test_server_killed_mid_job_marks_it_failed(models_dir: Path, tmp_path: Path)
         assert not (jobs_dir / job_id).exists()  # input and partial output removed
     finally:
         service.close()
+
+
+def test_a_header_that_understates_the_length_does_not_beat_the_limit(models_dir: Path, tmp_path: Path) -> None:
+    from tests.video.clips import claim_duration, moving_scene, write_clip
+
+    long_clip = write_clip(tmp_path / "long.mp4", moving_scene(48, 64, 48), fps=12, audio=False)  # 4 s of frames
+    claim_duration(long_clip, 0.25)  # ...whose header says 0.25 s
+    client, service = make(models_dir, tmp_path / "jobs", max_duration=0.5)
+    try:
+        r = client.post(
+            "/v1/jobs/video?style=tiny", content=long_clip.read_bytes(), headers={"content-type": "video/mp4"}
+        )
+        assert r.status_code == 202, r.text  # the header passes the check...
+        body = wait(client, r.json()["id"])
+        assert body["state"] == "succeeded" and body["frames_done"] <= 6  # ...but only 0.5 s is decoded
+    finally:
+        service.close()
+
+
+def test_frame_budget_bounds_decoding_whatever_the_timestamps_say(tmp_path: Path) -> None:
+    from restyle.video.io import MAX_FPS, REORDER_DEPTH, probe, read_frames
+    from tests.video.clips import moving_scene, write_clip
+
+    # 400 frames 1/240 s apart: a second of timestamps holds 240 frames, twice what any second may cost us.
+    clip = write_clip(tmp_path / "dense.mp4", moving_scene(400, 32, 32), fps=24, audio=False, pts=list(range(400)))
+    frames = list(read_frames(probe(clip), duration=1.0))
+    assert len(frames) <= MAX_FPS * 1.25 + REORDER_DEPTH < 240
