@@ -47,6 +47,15 @@ class BadVideo(UserError):
     http_status = 415
 
 
+class FrameTooLarge(UserError):
+    """Frames larger than the limit: refused from the header, before any frame is decoded."""
+
+    http_status = 413
+
+
+MAX_FRAME_PIXELS = 40_000_000  # 8K UHD is 33 MP; anything larger is refused at probe
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the pipeline needs to know about an input before decoding it."""
@@ -94,8 +103,11 @@ def _rotation(container: av.container.InputContainer, stream: av.video.stream.Vi
     return 0
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read the header and the first frame; raises ``BadVideo`` for anything we cannot process."""
+def probe(path: str | os.PathLike, max_pixels: int = MAX_FRAME_PIXELS) -> VideoInfo:
+    """Read the header and the first frame; raises ``BadVideo`` for anything we cannot process.
+
+    Frames over ``max_pixels`` (by the codec's declared size) raise ``FrameTooLarge``.
+    """
     path = Path(path)
     with _open(path) as container:
         if not container.streams.video:
@@ -104,6 +116,11 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         ctx = stream.codec_context
         if ctx is None or not ctx.width or not ctx.height:
             raise BadVideo(f"{path}: unsupported or unknown video codec")
+        if ctx.width * ctx.height > max_pixels:
+            raise FrameTooLarge(
+                f"{path.name} has {ctx.width}x{ctx.height} frames ({ctx.width * ctx.height / 1e6:.1f} MP); "
+                f"the limit is {max_pixels / 1e6:.0f} MP"
+            )
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
             raise BadVideo(f"{path}: the video stream has no frame rate")
@@ -181,13 +198,18 @@ def frame_budget(info: VideoInfo, duration: float) -> int:
     return math.ceil(duration * rate * 1.25) + REORDER_DEPTH
 
 
-def read_frames(info: VideoInfo, start: float = 0.0, duration: float | None = None) -> Iterator[Frame]:
+def read_frames(
+    info: VideoInfo, start: float = 0.0, duration: float | None = None, size: tuple[int, int] | None = None
+) -> Iterator[Frame]:
     """Decode frames in ``[start, start + duration)`` as upright uint8 RGB; corrupt data raises ``BadVideo``.
 
     Timestamps that still repeat after re-sorting (broken muxers) are nudged
     forward by one tick so the encoder always receives increasing ones. With
     a ``duration``, decoding stops at whichever comes first: that much decoded
     time, or :func:`frame_budget` frames; the container's header is never trusted.
+    ``size`` (width, height of the upright output) lets FFmpeg's scaler shrink
+    each frame while converting it to RGB, so a 4K frame never exists here as
+    a full-resolution array (it used to become 4K float32 before shrinking).
     """
     end = start + duration if duration is not None else math.inf
     budget = frame_budget(info, duration) if duration is not None else math.inf
@@ -214,6 +236,10 @@ def read_frames(info: VideoInfo, start: float = 0.0, duration: float | None = No
                 last_pts = rel
                 if duration is not None and (float(rel * tb) >= duration - 1e-6 or index >= budget):
                     break
+                if size is not None:
+                    w, h = size if k % 2 == 0 else size[::-1]  # the decoded frame is not yet rotated
+                    if (frame.width, frame.height) != (w, h):
+                        frame = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
                 rgb = frame.to_ndarray(format="rgb24")
                 if k:
                     rgb = np.ascontiguousarray(np.rot90(rgb, k))

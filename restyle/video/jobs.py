@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from restyle.errors import UserError
 from restyle.runtime import StylizeOptions, Stylizer
+from restyle.video.io import MAX_FRAME_PIXELS
 from restyle.video.pipeline import Cancelled
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class JobSettings(BaseSettings):
     jobs_dir: Path = Field(Path.home() / ".cache" / "restyle" / "video-jobs", description="Database and job files.")
     max_upload_bytes: int = Field(200_000_000, ge=1, description="Larger uploads get 413.")
     max_duration: float = Field(120.0, gt=0, description="Longest video (seconds, after --start/--duration) accepted.")
+    max_frame_pixels: int = Field(
+        MAX_FRAME_PIXELS, gt=0, description="Largest frame (width x height) accepted; larger videos get 413."
+    )
     max_size: int = Field(720, ge=16, description="Default longest side of the output.")
     max_size_limit: int = Field(1920, ge=16, description="Largest max_size a job may ask for.")
     retention: float = Field(24 * 3600.0, gt=0, description="Seconds a finished job's result is kept.")
@@ -361,7 +365,7 @@ class JobService:
         try:
             choice = self.styles.resolve(job.style)
             stylizer = self.styles.stylizer(choice.model)
-            info = probe(directory / job.input_name)
+            info = probe(directory / job.input_name, max_pixels=self.settings.max_frame_pixels)
             self.store.update(job.id, frames_total=expected_frames(info, p["start"], p["duration"]))
             options = StylizeOptions(max_size=p["max_size"], style_weights=choice.style if choice.multi else None)
             result = stylize_video(

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from restyle.errors import UserError
 from restyle.video.io import probe
@@ -127,7 +127,13 @@ def create_jobs_router(service: JobService) -> APIRouter:
             duration = _number(params.get("duration"), "duration", float, 0.001)
             stabilize = _flag(params.get("stabilize"), True)
             choice = service.styles.resolve(style)  # 404 for an unknown style, before any decoding
-            info = await run_in_threadpool(probe, directory / input_name)  # 415 for a corrupt upload
+            # Probing decodes a frame: it takes an inference slot like any other decode (429 when the
+            # server is full), with the request deadline; 415 for a corrupt upload, 413 for huge frames.
+            state = request.app.state
+            info = await state.admission.run(
+                lambda: probe(directory / input_name, max_pixels=settings.max_frame_pixels),
+                deadline=time.monotonic() + state.settings.request_timeout,
+            )
             length = max(0.0, info.duration - start) if info.duration else math.inf
             if duration is not None:
                 length = min(length, duration)

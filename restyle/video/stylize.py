@@ -98,7 +98,7 @@ def stylize_video(
         stabilizer = Stabilizer(stabilize if isinstance(stabilize, StabilizeConfig) else None)
 
     def frames() -> Iterator[Frame]:
-        for frame in read_frames(info, start, duration):
+        for frame in read_frames(info, start, duration, size=(width, height)):
             if frame.rgb.shape[:2] != (height, width):
                 frame.rgb = _to_uint8(resize(frame.rgb.astype(np.float32) / 255.0, height, width))
             yield frame

@@ -171,3 +171,16 @@ def test_ctrl_c_leaves_no_file_at_target(model_path: Path, tmp_path: Path) -> No
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert list(target.parent.iterdir()) == []
+
+
+def test_ffmpeg_scales_frames_while_decoding_them(tmp_path: Path) -> None:
+    from restyle.video.io import FrameTooLarge, read_frames
+    from tests.video.clips import moving_scene, write_clip
+
+    clip = write_clip(tmp_path / "r.mp4", moving_scene(3, 64, 48), fps=12, audio=False, rotation=90)
+    info = probe(clip)
+    assert (info.width, info.height) == (48, 64)  # upright
+    frames = list(read_frames(info, size=(24, 32)))
+    assert [f.rgb.shape for f in frames] == [(32, 24, 3)] * 3  # scaled by FFmpeg, then turned upright
+    with pytest.raises(FrameTooLarge, match="64x48"):
+        probe(clip, max_pixels=1000)

@@ -230,3 +230,12 @@ def test_frame_budget_bounds_decoding_whatever_the_timestamps_say(tmp_path: Path
     clip = write_clip(tmp_path / "dense.mp4", moving_scene(400, 32, 32), fps=24, audio=False, pts=list(range(400)))
     frames = list(read_frames(probe(clip), duration=1.0))
     assert len(frames) <= MAX_FPS * 1.25 + REORDER_DEPTH < 240
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_decoding(clip: Path, models_dir: Path, tmp_path: Path) -> None:
+    client, service = make(models_dir, tmp_path / "jobs", max_frame_pixels=64 * 48 - 1)  # the clip is 64x48
+    try:
+        r = client.post("/v1/jobs/video?style=tiny", content=clip.read_bytes(), headers={"content-type": "video/mp4"})
+        assert r.status_code == 413 and "64x48" in str(r.json())
+    finally:
+        service.close()
