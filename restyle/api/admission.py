@@ -20,10 +20,11 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -56,10 +57,11 @@ class DeadlineExceeded(UserError):
 class _Slot:
     """One admitted job; ``started`` tells the release callback whether it still counts as waiting."""
 
-    __slots__ = ("started",)
+    __slots__ = ("started", "used")
 
     def __init__(self) -> None:
         self.started = False
+        self.used = False  # handed to run(); run's completion releases it
 
 
 class Admission:
@@ -129,12 +131,29 @@ class Admission:
         self.metrics.queue_wait.observe(now - enqueued)
         return now < deadline
 
-    async def run(self, fn: Callable[[], T], deadline: float) -> T:
-        """Run ``fn()`` in the pool, or raise ``Overloaded`` now / ``DeadlineExceeded`` at ``deadline``.
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[_Slot]:
+        """Take a place now (``Overloaded``, 429, when there is none) and hand it to :meth:`run` later.
 
-        ``deadline`` is a ``time.monotonic()`` instant.
+        For uploads: the place is reserved *before* the body is read, so a
+        full server refuses at once instead of buffering megabytes first. A
+        place that is never used (the upload was bad) is given back on exit.
         """
         slot = self._admit()
+        try:
+            yield slot
+        finally:
+            if not slot.used:
+                self._release(slot, Future())
+
+    async def run(self, fn: Callable[[], T], deadline: float, slot: _Slot | None = None) -> T:
+        """Run ``fn()`` in the pool, or raise ``Overloaded`` now / ``DeadlineExceeded`` at ``deadline``.
+
+        ``deadline`` is a ``time.monotonic()`` instant; ``slot`` a place from :meth:`reserve`.
+        """
+        if slot is None or slot.used:
+            slot = self._admit()
+        slot.used = True
         enqueued = time.monotonic()
 
         def job() -> T:

@@ -65,5 +65,6 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,  # our middleware writes one structured line per request instead
         proxy_headers=False,
         server_header=False,
+        limit_concurrency=settings.limit_concurrency,
     )
     return 0

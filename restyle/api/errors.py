@@ -30,6 +30,12 @@ class BodyTooLarge(UserError):
     http_status = 413
 
 
+class BodyTimeout(UserError):
+    """The upload's body did not arrive within ``body_timeout`` (a slow or stalled client)."""
+
+    http_status = 408
+
+
 class Unauthorized(UserError):
     http_status = 401
 
@@ -53,7 +59,7 @@ _KINDS: dict[type[UserError], str] = {
     NotReady: "not_ready",
 }
 # Rejection reasons counted in restyle_rejections (queue_full and deadline are counted by admission).
-_REJECTION_REASONS = {401: "unauthorized", 413: "too_large", 415: "bad_input", 422: "bad_input"}
+_REJECTION_REASONS = {401: "unauthorized", 408: "slow_body", 413: "too_large", 415: "bad_input", 422: "bad_input"}
 
 
 def scrub(message: str) -> str:

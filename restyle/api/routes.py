@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,10 +16,14 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from restyle.api.admission import Admission
 from restyle.api.batching import MicroBatcher
 from restyle.api.deps import AdmissionDep, MetricsDep, ServiceDep, SettingsDep, require_api_key
-from restyle.api.errors import BodyTooLarge, UnsupportedMediaType
+from restyle.api.errors import BodyTimeout, BodyTooLarge, UnsupportedMediaType
+from restyle.api.metrics import Metrics
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
+from restyle.api.service import StyleService
+from restyle.api.settings import Settings
 from restyle.imaging import MIME_TYPES, encode_image, normalize_format
 from restyle.runtime import StylizeOptions, processing
 from restyle.runtime.processing import fit_max_size
@@ -145,8 +150,32 @@ async def stylize(
     admission: AdmissionDep,
     metrics: MetricsDep,
 ) -> Response:
-    """Stylize one photo; inference runs in the bounded pool, never on the event loop."""
-    data, params = await _read_upload(request, params, settings.max_upload_bytes)
+    """Stylize one photo; inference runs in the bounded pool, never on the event loop.
+
+    The pool place is reserved before the body is read (a full server answers
+    429 without buffering the upload), and the body must arrive within
+    ``body_timeout`` seconds (408), so slow clients cannot hold memory.
+    """
+    with admission.reserve() as slot:
+        try:
+            data, params = await asyncio.wait_for(
+                _read_upload(request, params, settings.max_upload_bytes), timeout=settings.body_timeout
+            )
+        except TimeoutError:
+            raise BodyTimeout(f"the upload did not arrive within {settings.body_timeout:g} s") from None
+        return await _stylize(request, data, params, settings, service, admission, metrics, slot)
+
+
+async def _stylize(
+    request: Request,
+    data: bytes,
+    params: StylizeParams,
+    settings: Settings,
+    service: StyleService,
+    admission: Admission,
+    metrics: Metrics,
+    slot: Any,
+) -> Response:
     max_size = params.max_size or settings.max_size
     if max_size > settings.max_size_limit:
         raise _invalid("max_size", f"max_size must be at most {settings.max_size_limit}", "less_than_equal")
@@ -172,9 +201,9 @@ async def stylize(
 
     batcher: MicroBatcher | None = request.app.state.batcher
     if batcher is None:
-        body = await admission.run(work, deadline)
+        body = await admission.run(work, deadline, slot)
     else:  # experimental: see restyle/api/batching.py
-        photo = await admission.run(lambda: fit_max_size(service.decode(data), max_size), deadline)
+        photo = await admission.run(lambda: fit_max_size(service.decode(data), max_size), deadline, slot)
         if not batcher.eligible(photo):
             body = await admission.run(lambda: work(photo), deadline)
         else:

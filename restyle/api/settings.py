@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime threads per inference; 0 = cores / pool_size.")
     queue_size: int = Field(16, ge=0, le=10_000, description="Requests allowed to wait for the pool; beyond: 429.")
     request_timeout: float = Field(30.0, gt=0, description="Per-request deadline in seconds (queue + inference): 503.")
+    body_timeout: float = Field(30.0, gt=0, description="Longest time to receive an upload's body, in seconds: 408.")
+    limit_concurrency: int = Field(
+        256, ge=1, description="Connections uvicorn serves at once per worker; beyond: 503 before any body is read."
+    )
     batch_size: int = Field(1, ge=1, le=32, description="Micro-batch up to this many same-size requests (1 = off).")
     batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="How long a batch waits for companions.")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +93,36 @@ def test_access_log_has_one_json_line_per_request(server: Server) -> None:
         asyncio.run(asyncio.sleep(0.05))
     lines = [line for line in server.log if f'"request_id":"{rid}"' in line]
     assert len(lines) == 1 and '"status":200' in lines[0]
+
+
+def _stalled_upload(url: str, declared: int = 200_000) -> socket.socket:
+    """A client that sends the headers and a few body bytes of a large upload, then stops sending."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = (
+        f"POST /v1/stylize HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/jpeg\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b"\xff\xd8\xff" + b"\x00" * 100)
+    return sock
+
+
+def test_places_are_reserved_before_bodies_are_read_and_slow_bodies_time_out(
+    models_dir: Path, sample_bytes: bytes
+) -> None:
+    env = {"RESTYLE_POOL_SIZE": "1", "RESTYLE_QUEUE_SIZE": "1", "RESTYLE_BODY_TIMEOUT": "2"}
+    srv = start_server(models_dir, env)
+    try:
+        stalled = [_stalled_upload(srv.url) for _ in range(2)]  # take the one running and the one waiting place
+        time.sleep(0.5)
+        began = time.monotonic()
+        full = httpx.post(srv.url + "/v1/stylize", content=sample_bytes, headers={"content-type": "image/jpeg"})
+        assert full.status_code == 429 and time.monotonic() - began < 1.5  # refused at once, body never needed
+        for sock in stalled:  # the stalled uploads are cut off after body_timeout with 408...
+            sock.settimeout(10)
+            assert sock.recv(200).startswith(b"HTTP/1.1 408")
+            sock.close()
+        ok = httpx.post(srv.url + "/v1/stylize", content=sample_bytes, headers={"content-type": "image/jpeg"})
+        assert ok.status_code == 200  # ...and their places are free again
+        assert httpx.get(srv.url + "/healthz").status_code == 200
+    finally:
+        stop_server(srv)
