@@ -191,7 +191,7 @@ async def _stylize(
 
     def work(photo: np.ndarray | None = None) -> bytes:
         timings["queue"] = time.monotonic() - submitted
-        image = service.decode(data) if photo is None else photo
+        image = service.decode(data, max_size) if photo is None else photo
         began = time.perf_counter()
         out = service.stylize(choice, image, options)
         timings["inference"] = time.perf_counter() - began
@@ -203,7 +203,7 @@ async def _stylize(
     if batcher is None:
         body = await admission.run(work, deadline, slot)
     else:  # experimental: see restyle/api/batching.py
-        photo = await admission.run(lambda: fit_max_size(service.decode(data), max_size), deadline, slot)
+        photo = await admission.run(lambda: fit_max_size(service.decode(data, max_size), max_size), deadline, slot)
         if not batcher.eligible(photo):
             body = await admission.run(lambda: work(photo), deadline)
         else:

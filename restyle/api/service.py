@@ -97,9 +97,12 @@ class StyleService:
         return Choice(model, sub or info.style_names[0], len(info.style_names) > 1)
 
     # -- work (called on pool threads) -------------------------------------------------------
-    def decode(self, data: bytes) -> np.ndarray:
-        """Bytes to the canonical array, refusing bombs from the header (413) and non-images (415)."""
-        return decode_image(data, max_pixels=self.settings.max_pixels)
+    def decode(self, data: bytes, max_size: int | None = None) -> np.ndarray:
+        """Bytes to the canonical array, refusing bombs from the header (413) and non-images (415).
+
+        ``max_size``: shrink while still 8-bit (see ``restyle.imaging.open_image``).
+        """
+        return decode_image(data, max_pixels=self.settings.max_pixels, max_size=max_size)
 
     def stylize(self, choice: Choice, image: np.ndarray, options: StylizeOptions) -> np.ndarray:
         return self.stylizer(choice.model).stylize(image, options)

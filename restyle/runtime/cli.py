@@ -229,7 +229,7 @@ def run_stylize(args: argparse.Namespace) -> int:
             report.skipped += 1
             continue
         try:
-            image = decode_image(job.source)
+            image = decode_image(job.source, max_size=options.max_size)  # shrinks while still 8-bit
             result = stylizer.stylize(image, options)
             job.target.parent.mkdir(parents=True, exist_ok=True)
             save_image(result, job.target, quality=args.quality, fmt=pil_fmt)
