@@ -6,6 +6,8 @@ line and a proper exit code or HTTP status; anything else is a bug.
 
 from __future__ import annotations
 
+import re
+
 
 class UserError(Exception):
     """A failure caused by input or configuration, not by a bug.
@@ -50,3 +52,15 @@ class MissingWeights(UserError):
 
     exit_code = 3
     http_status = 500
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@~+-]+){2,}/?")
+
+
+def scrub(message: str) -> str:
+    """Replace absolute paths in a message: a model or temp path tells an attacker too much.
+
+    Every message that leaves the server goes through it: error responses,
+    job errors (``GET /v1/jobs/{id}``) and ``/readyz``.
+    """
+    return _PATH.sub("<path>", message)

@@ -19,9 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from restyle.errors import BadImage, ImageTooLarge, UnknownStyle, UserError
-
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@~+-]+){2,}/?")
+from restyle.errors import BadImage, ImageTooLarge, UnknownStyle, UserError, scrub
 
 
 class BodyTooLarge(UserError):
@@ -60,11 +58,6 @@ _KINDS: dict[type[UserError], str] = {
 }
 # Rejection reasons counted in restyle_rejections (queue_full and deadline are counted by admission).
 _REJECTION_REASONS = {401: "unauthorized", 408: "slow_body", 413: "too_large", 415: "bad_input", 422: "bad_input"}
-
-
-def scrub(message: str) -> str:
-    """Replace absolute paths in a message: a model or temp path tells an attacker too much."""
-    return _PATH.sub("<path>", message)
 
 
 def kind_of(exc: UserError) -> str:

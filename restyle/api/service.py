@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from restyle.api.settings import Settings
-from restyle.errors import UnknownStyle, UserError
+from restyle.errors import UnknownStyle, UserError, scrub
 from restyle.imaging import decode_image, encode_image
 from restyle.runtime import Registry, StylizeOptions
 from restyle.runtime.model_info import ModelInfo
@@ -123,7 +123,7 @@ class StyleService:
             self._ready.set()
             log.info("warm-up done: %d model(s) in %.1f s", len(self.warmed), time.perf_counter() - started)
         except UserError as exc:
-            self.warmup_error = str(exc)
+            self.warmup_error = scrub(str(exc))
             log.error("warm-up failed: %s", exc)
         except Exception as exc:  # keep serving /healthz; /readyz reports the failure
             self.warmup_error = type(exc).__name__

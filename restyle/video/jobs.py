@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from restyle.errors import UserError
+from restyle.errors import UserError, scrub
 from restyle.runtime import StylizeOptions, Stylizer
 from restyle.video.io import MAX_FRAME_PIXELS
 from restyle.video.pipeline import Cancelled
@@ -393,7 +393,7 @@ class JobService:
                 job.id, state="failed", error="the server shut down during this job", finished_at=time.time()
             )
         except UserError as exc:
-            self.store.update(job.id, state="failed", error=str(exc), finished_at=time.time())
+            self.store.update(job.id, state="failed", error=scrub(str(exc)), finished_at=time.time())
         except Exception:  # noqa: BLE001 - a bug must not kill the worker; the details go to the log only
             log.exception("video job %s failed", job.id)
             self.store.update(job.id, state="failed", error="internal error", finished_at=time.time())

@@ -239,3 +239,22 @@ def test_frames_over_the_pixel_limit_are_refused_before_decoding(clip: Path, mod
         assert r.status_code == 413 and "64x48" in str(r.json())
     finally:
         service.close()
+
+
+def test_a_failed_job_reports_no_server_paths(models_dir: Path, tmp_path: Path) -> None:
+    from tests.video.clips import moving_scene, write_clip
+
+    clip = write_clip(tmp_path / "c.mp4", moving_scene(48, 64, 48), fps=12, audio=False)
+    data = clip.read_bytes()
+    mdat = data.find(b"mdat")
+    broken = data[: mdat + 8 + 3000] + bytes(3000) + data[mdat + 8 + 6000 :]  # frames damaged mid-stream
+    client, service = make(models_dir, tmp_path / "jobs")
+    try:
+        r = client.post("/v1/jobs/video?style=tiny", content=broken, headers={"content-type": "video/mp4"})
+        if r.status_code != 202:  # some FFmpeg builds already refuse it at probe: still no paths
+            assert str(tmp_path) not in r.text
+            return
+        body = wait(client, r.json()["id"])
+        assert str(tmp_path) not in str(body) and "/jobs/" not in str(body), body
+    finally:
+        service.close()
