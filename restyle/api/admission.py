@@ -24,7 +24,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -52,6 +52,15 @@ class DeadlineExceeded(UserError):
     def __init__(self, message: str, retry_after: int = 1):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ClientGone(UserError):
+    """The client hung up while its request was queued; nobody reads the answer (499, as nginx logs it)."""
+
+    http_status = 499
+
+
+DISCONNECT_POLL_S = 0.2  # how often a queued request checks that its client is still there
 
 
 class _Slot:
@@ -146,10 +155,19 @@ class Admission:
             if not slot.used:
                 self._release(slot, Future())
 
-    async def run(self, fn: Callable[[], T], deadline: float, slot: _Slot | None = None) -> T:
+    async def run(
+        self,
+        fn: Callable[[], T],
+        deadline: float,
+        slot: _Slot | None = None,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+    ) -> T:
         """Run ``fn()`` in the pool, or raise ``Overloaded`` now / ``DeadlineExceeded`` at ``deadline``.
 
         ``deadline`` is a ``time.monotonic()`` instant; ``slot`` a place from :meth:`reserve`.
+        ``disconnected`` (the request's ``is_disconnected``) is polled while the
+        job waits in the queue: work for a client that hung up is dropped before
+        it runs (``ClientGone``); a job already running finishes.
         """
         if slot is None or slot.used:
             slot = self._admit()
@@ -176,7 +194,7 @@ class Admission:
             raise DeadlineExceeded("the server is shutting down") from None
         cf.add_done_callback(lambda f: self._release(slot, f))
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(cf), timeout=max(0.0, deadline - time.monotonic()))
+            return await self._wait(cf, slot, deadline, disconnected)
         except TimeoutError:
             cf.cancel()  # drops it if still queued; a running job finishes and then frees its slot
             self.metrics.rejections.labels("deadline").inc()
@@ -184,6 +202,23 @@ class Admission:
         except DeadlineExceeded:
             self.metrics.rejections.labels("deadline").inc()
             raise
+
+    async def _wait(
+        self, cf: Future, slot: _Slot, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None
+    ) -> T:
+        fut = asyncio.wrap_future(cf)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            poll = remaining if disconnected is None or slot.started else min(remaining, DISCONNECT_POLL_S)
+            done, _ = await asyncio.wait({fut}, timeout=poll)
+            if done:
+                return fut.result()
+            # cancel() succeeds only while the job is still queued: it never runs, and its place is free at once
+            if disconnected is not None and not slot.started and await disconnected() and cf.cancel():
+                self.metrics.rejections.labels("disconnected").inc()
+                raise ClientGone("the client closed the connection while the request was queued")
 
     def close(self) -> None:
         """Refuse new work, drop queued jobs, and let running ones finish in the background."""

@@ -201,7 +201,7 @@ async def _stylize(
 
     batcher: MicroBatcher | None = request.app.state.batcher
     if batcher is None:
-        body = await admission.run(work, deadline, slot)
+        body = await admission.run(work, deadline, slot, disconnected=request.is_disconnected)
     else:  # experimental: see restyle/api/batching.py
         photo = await admission.run(lambda: fit_max_size(service.decode(data, max_size), max_size), deadline, slot)
         if not batcher.eligible(photo):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.api.conftest import Server, start_server, stop_server
@@ -124,5 +126,46 @@ def test_places_are_reserved_before_bodies_are_read_and_slow_bodies_time_out(
         ok = httpx.post(srv.url + "/v1/stylize", content=sample_bytes, headers={"content-type": "image/jpeg"})
         assert ok.status_code == 200  # ...and their places are free again
         assert httpx.get(srv.url + "/healthz").status_code == 200
+    finally:
+        stop_server(srv)
+
+
+def test_work_for_a_client_that_hung_up_is_dropped_while_queued(models_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    big = tmp_path / "big.jpg"  # about 2 s of inference on one thread: long enough to queue behind
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (1500, 2400, 3), np.uint8)).save(big, quality=70)
+    env = {"RESTYLE_POOL_SIZE": "1", "RESTYLE_QUEUE_SIZE": "4", "RESTYLE_THREADS": "1", "RESTYLE_MAX_SIZE": "2400"}
+    srv = start_server(models_dir, env)
+    try:
+        before = httpx.get(srv.url + "/metrics").text
+        slow = threading.Thread(
+            target=lambda: httpx.post(
+                srv.url + "/v1/stylize", content=big.read_bytes(), headers={"content-type": "image/jpeg"}, timeout=60
+            )
+        )
+        slow.start()
+        time.sleep(0.3)
+        data = big.read_bytes()
+        quitters = []
+        for _ in range(2):  # two clients send a whole upload, then hang up while it is queued
+            host, port = srv.url.removeprefix("http://").split(":")
+            sock = socket.create_connection((host, int(port)))
+            head = f"POST /v1/stylize HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+            sock.sendall(head.encode() + data)
+            quitters.append(sock)
+        time.sleep(0.3)
+        for sock in quitters:
+            sock.close()
+        slow.join()
+        time.sleep(0.5)
+        after = httpx.get(srv.url + "/metrics").text
+        dropped = _metric(after, "restyle_rejections_total", reason="disconnected") - _metric(
+            before, "restyle_rejections_total", reason="disconnected"
+        )
+        ran = _metric(after, "restyle_inference_seconds_count", model="duo") - _metric(
+            before, "restyle_inference_seconds_count", model="duo"
+        )
+        assert dropped == 2 and ran == 1, (dropped, ran)
     finally:
         stop_server(srv)
