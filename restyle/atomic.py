@@ -14,6 +14,18 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from restyle.errors import UserError
+
+
+class WriteFailed(UserError, OSError):
+    """An output could not be written (disk full, file too large, read-only): one clear line, nothing partial.
+
+    Also an ``OSError``, so code that handles I/O errors keeps working.
+    """
+
+    exit_code = 1
+    http_status = 507
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -39,6 +51,12 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        if isinstance(exc, WriteFailed):
+            raise
+        raise WriteFailed(f"cannot write {target}: {exc.strerror or exc}") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
