@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--models", type=Path, help="extra models directory (e.g. a freshly exported run)")
     p.add_argument("--photos", type=int, default=0, help="use the first N Kodak photos (default: all 24)")
     p.add_argument("--gatys-photos", type=int, default=1, help="photos per style that also get Gatys (0: none)")
-    p.add_argument("--gatys-steps", type=int, default=40, help="L-BFGS steps per scale (2 scales: 256, 512 px)")
+    p.add_argument("--gatys-steps", type=int, default=20, help="L-BFGS steps per scale (2 scales: 256, 512 px)")
     p.add_argument("--out", type=Path, default=Path("out/quality"), help="full-size PNGs for 100%% inspection")
     p.add_argument("--write", type=Path, help="docs/benchmarks.md: the table goes to docs/quality.md beside it")
     p.add_argument("--quick", action="store_true", help="2 photos, no Gatys")
