@@ -134,7 +134,13 @@ def decode_image(
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Float [0, 1] -> uint8, clipped and rounded (not truncated: truncation darkens by half a level)."""
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_float(arr: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 [0, 1]; float input is returned as float32 without a copy when it already is."""
+    return arr.astype(np.float32) * (1 / 255.0) if arr.dtype == np.uint8 else arr.astype(np.float32, copy=False)
 
 
 def normalize_format(fmt: str) -> str:

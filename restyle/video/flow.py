@@ -16,13 +16,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from restyle.imaging import to_uint8
+
 FLOW_MAX_SIDE = 480  # flow is computed with the long side at most this, then upsampled
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """uint8 grayscale from uint8 or float [0, 1] RGB."""
     if rgb.dtype != np.uint8:
-        rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+        rgb = to_uint8(rgb)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from restyle.errors import UserError
+from restyle.imaging import to_float, to_uint8
 
 WINDOW = "restyle live"
 
@@ -100,11 +101,11 @@ def run_live(
             if not ok:
                 raise NoCamera(f"camera {camera!r} stopped delivering frames")
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            out = current.stylize(rgb.astype(np.float32) / 255.0, options)
+            out = current.stylize(to_float(rgb), options)
             if stabilizer is not None:
                 small = cv2.resize(rgb, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
                 out = stabilizer(small, out)
-            view = cv2.cvtColor((np.clip(out, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+            view = cv2.cvtColor(to_uint8(out), cv2.COLOR_RGB2BGR)
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
             last = now

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from restyle.imaging import to_float
 from restyle.video.flow import FlowEstimator, consistency_mask, to_gray, warp
 
 
@@ -45,17 +46,13 @@ class TemporalReference:
         return cls(flows, masks)
 
 
-def _float(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
-
-
 def warping_errors(outputs: Sequence[np.ndarray], ref: TemporalReference) -> list[float]:
     """Per-frame-pair warping error (RGB in [0, 1], squared L2 per pixel, mean over reliable pixels)."""
     if len(outputs) != len(ref.flows) + 1:
         raise ValueError(f"{len(outputs)} outputs for {len(ref.flows) + 1} input frames")
     errors = []
     for t in range(1, len(outputs)):
-        cur, prev = _float(outputs[t]), _float(outputs[t - 1])
+        cur, prev = to_float(outputs[t]), to_float(outputs[t - 1])
         mask = ref.masks[t - 1]
         diff = ((cur - warp(prev, ref.flows[t - 1])) ** 2).sum(axis=2)
         errors.append(float((diff * mask).sum() / max(mask.sum(), 1.0)))
@@ -85,7 +82,7 @@ class StyleLoss:
         self.frame_size = frame_size  # VGG is the slow part on a CPU; Gram statistics barely change with size
         self.layers = list(DEFAULT_STYLE_LAYERS)
         self.vgg = VGGFeatures(self.layers, weights=weights)
-        style = fit_max_size(_float(style_image), style_size)
+        style = fit_max_size(to_float(style_image), style_size)
         with torch.no_grad():
             feats = self.vgg(self._tensor(style), self.layers)
         self.grams = {k: gram_matrix(v) for k, v in feats.items()}
@@ -100,6 +97,6 @@ class StyleLoss:
         total = 0.0
         with self.torch.no_grad():
             for frame in frames:
-                feats = self.vgg(self._tensor(self.fit(_float(frame), self.frame_size)), self.layers)
+                feats = self.vgg(self._tensor(self.fit(to_float(frame), self.frame_size)), self.layers)
                 total += float(style_loss(feats, self.grams))
         return total / max(1, len(frames))

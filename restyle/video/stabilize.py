@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from restyle.imaging import to_uint8
 from restyle.video.flow import FlowEstimator, consistency_mask, to_gray, warp
 
 
@@ -87,7 +88,7 @@ class Stabilizer:
     def __call__(self, frame_rgb: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """The stabilized version of ``stylized`` (HxWx3 float32), which is the output for ``frame_rgb``."""
         gray = to_gray(frame_rgb)
-        hist = _histogram(frame_rgb if frame_rgb.dtype == np.uint8 else (frame_rgb * 255).astype(np.uint8))
+        hist = _histogram(frame_rgb if frame_rgb.dtype == np.uint8 else to_uint8(frame_rgb))
         out = stylized
         prev_out = self._prev_out
         if prev_out is not None and self.is_cut(hist):

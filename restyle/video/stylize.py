@@ -20,6 +20,7 @@ import numpy as np
 
 from restyle.atomic import atomic_path
 from restyle.errors import UserError
+from restyle.imaging import to_float, to_uint8
 from restyle.runtime import StylizeOptions, Stylizer
 from restyle.runtime.processing import resize
 from restyle.video.io import Frame, VideoInfo, VideoWriter, even_size, probe, read_frames
@@ -64,10 +65,6 @@ def _check_window(info: VideoInfo, start: float, duration: float | None) -> None
         raise UserError(f"--start {start:g} s is beyond the end of the video ({info.duration:.2f} s)")
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def stylize_video(
     source: str | os.PathLike,
     target: str | os.PathLike,
@@ -100,11 +97,11 @@ def stylize_video(
     def frames() -> Iterator[Frame]:
         for frame in read_frames(info, start, duration, size=(width, height)):
             if frame.rgb.shape[:2] != (height, width):
-                frame.rgb = _to_uint8(resize(frame.rgb.astype(np.float32) / 255.0, height, width))
+                frame.rgb = to_uint8(resize(to_float(frame.rgb), height, width))
             yield frame
 
     def stylize(frame: Frame) -> tuple[Frame, np.ndarray]:
-        return frame, stylizer.stylize(frame.rgb.astype(np.float32) * (1 / 255.0), frame_options)
+        return frame, stylizer.stylize(to_float(frame.rgb), frame_options)
 
     def stabilized(item: tuple[Frame, np.ndarray]) -> tuple[Frame, np.ndarray]:
         frame, image = item
@@ -122,7 +119,7 @@ def stylize_video(
             frame, image = item
             if image.shape[:2] != (height, width):
                 raise UserError(f"the model returned {image.shape[1]}x{image.shape[0]}, expected {width}x{height}")
-            writer.write(_to_uint8(image), frame.pts)
+            writer.write(to_uint8(image), frame.pts)
             done += 1
             if progress is not None:
                 progress(done, max(total, done))
