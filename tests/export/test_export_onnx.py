@@ -27,7 +27,7 @@ def test_fp32_export_checks_and_metadata_round_trip() -> None:
     assert [proto.graph.input[0].name, dims[1]] == ["image", 3]
     assert all(isinstance(d, str) and d for d in (dims[0], dims[2], dims[3])), dims  # N, H, W dynamic
     meta = _meta(path)
-    assert (meta.arch, meta.stride, meta.style_names, meta.precision) == ("fast", 8, ["stripes", "dots"], "fp32")
+    assert (meta.arch, meta.stride, meta.style_names, meta.precision) == ("fast", 4, ["stripes", "dots"], "fp32")
     assert meta.summary == SUMMARY
     assert set(meta.contract["inputs"]) == {"image", "style"}
     errors = meta.parity["max_abs_error"]
