@@ -72,8 +72,8 @@ class QualityScorer:
         self.vgg = vgg19()
         self.style_image = np.asarray(style_image, dtype=np.float32)
         self._grams: dict[int, dict[str, torch.Tensor]] = {}
-        self._photo_key: tuple | None = None
-        self._photo_feat: torch.Tensor | None = None
+        self._photo_ref: np.ndarray | None = None
+        self._photo_cache: tuple[torch.Tensor, float] = (torch.zeros(()), 1.0)
 
     def _features(self, image: np.ndarray, layers) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -96,41 +96,27 @@ class QualityScorer:
             self._grams[long_side] = {k: gram_matrix(v) for k, v in feats.items()}
         return self._grams[long_side]
 
-    def style_distance(self, output: np.ndarray) -> float:
-        from restyle.train.losses import gram_matrix
+    def _photo(self, photo: np.ndarray) -> tuple[torch.Tensor, float]:
+        """The photo's content features and its own palette distance, computed once per photo object.
 
-        targets = self._style_grams(max(output.shape[:2]))
-        feats = self._features(output, STYLE_LAYERS)
-        d = [float((gram_matrix(feats[k]) - t).norm() / t.norm()) for k, t in targets.items()]
-        return float(np.mean(d))
-
-    def content_distance(self, output: np.ndarray, photo: np.ndarray) -> float:
-        fo = self._features(output, [CONTENT_LAYER])[CONTENT_LAYER]
-        fp = self._features(photo, [CONTENT_LAYER])[CONTENT_LAYER]
-        return float((fo - fp).norm() / fp.norm())
-
-    def palette_distance(self, output: np.ndarray, photo: np.ndarray) -> float:
-        base = sliced_wasserstein(photo, self.style_image)
-        return sliced_wasserstein(output, self.style_image) / max(base, 1e-9)
+        The benchmark scores several outputs (restyle, peer, the photo itself) of one photo in a row.
+        """
+        if self._photo_ref is not photo:
+            feat = self._features(photo, [CONTENT_LAYER])[CONTENT_LAYER]
+            self._photo_cache = (feat, max(sliced_wasserstein(photo, self.style_image), 1e-9))
+            self._photo_ref = photo
+        return self._photo_cache
 
     def score(self, output: np.ndarray, photo: np.ndarray) -> QualityScores:
-        """``output`` and ``photo``: HxWx3 float in [0, 1] of the same size.
-
-        One VGG pass for the output (style and content layers together); the
-        photo's content features are cached, so scoring several outputs of one
-        photo costs one pass each.
-        """
+        """``output`` and ``photo``: HxWx3 float in [0, 1] of the same size; one VGG pass for the output."""
         from restyle.train.losses import gram_matrix
 
         if output.shape != photo.shape:
             raise ValueError(f"output {output.shape} and photo {photo.shape} differ in size")
-        key = (photo.shape, float(photo[::17, ::17].sum()))
-        if self._photo_key != key:
-            self._photo_feat = self._features(photo, [CONTENT_LAYER])[CONTENT_LAYER]
-            self._photo_key = key
+        photo_feat, photo_palette = self._photo(photo)
         feats = self._features(output, [*STYLE_LAYERS, CONTENT_LAYER])
         targets = self._style_grams(max(output.shape[:2]))
         style = float(np.mean([float((gram_matrix(feats[k]) - t).norm() / t.norm()) for k, t in targets.items()]))
-        fp = self._photo_feat
-        content = float((feats[CONTENT_LAYER] - fp).norm() / fp.norm())
-        return QualityScores(style=style, content=content, palette=self.palette_distance(output, photo))
+        content = float((feats[CONTENT_LAYER] - photo_feat).norm() / photo_feat.norm())
+        palette = sliced_wasserstein(output, self.style_image) / photo_palette
+        return QualityScores(style=style, content=content, palette=palette)
