@@ -47,6 +47,16 @@ class UnknownStyle(UserError):
     http_status = 404
 
 
+class BrokenModel(UserError):
+    """A model file that exists but cannot be used (truncated, not ONNX, no restyle metadata).
+
+    400 rather than 500: the request named a style that cannot run, and the
+    message says which; the server and its other styles are fine.
+    """
+
+    http_status = 400
+
+
 class MissingWeights(UserError):
     """A pretrained weight file is not installed; the message names the package."""
 

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from restyle.errors import BadImage, ImageTooLarge, UnknownStyle, UserError, scrub
+from restyle.errors import BadImage, BrokenModel, ImageTooLarge, UnknownStyle, UserError, scrub
 
 
 class BodyTooLarge(UserError):
@@ -55,6 +55,7 @@ _KINDS: dict[type[UserError], str] = {
     Unauthorized: "unauthorized",
     UnsupportedMediaType: "unsupported_media_type",
     NotReady: "not_ready",
+    BrokenModel: "broken_model",
 }
 # Rejection reasons counted in restyle_rejections (queue_full and deadline are counted by admission).
 _REJECTION_REASONS = {401: "unauthorized", 408: "slow_body", 413: "too_large", 415: "bad_input", 422: "bad_input"}

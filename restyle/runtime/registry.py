@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TypeVar
 
-from restyle.errors import InputNotFound, UnknownStyle, UserError
+from restyle.errors import BrokenModel, InputNotFound, UnknownStyle, UserError
 from restyle.runtime.model_info import ModelInfo, read_model_info
 from restyle.runtime.stylizer import Stylizer
 
@@ -41,6 +41,14 @@ def _checked(name: str, table: dict[str, T]) -> T:
         known = ", ".join(sorted(table)) or "none installed"
         raise UnknownStyle(f"unknown style {name!r}; available: {known}")
     return table[name]
+
+
+def _broken(path: Path, exc: UserError) -> UserError:
+    """A registered model file that cannot be used, named by its model name (API clients never see paths)."""
+    if isinstance(exc, BrokenModel | InputNotFound):
+        return exc
+    reason = str(exc).rsplit(str(path), 1)[-1].strip(" :").removeprefix("is ") or type(exc).__name__
+    return BrokenModel(f"model {path.stem!r} cannot be used, its file is damaged: {reason}")
 
 
 class Registry:
@@ -146,7 +154,10 @@ class Registry:
             cached = self._info.get(path)
         if cached and cached[0] == mtime:
             return cached[1]
-        info = read_model_info(path, name=name, source=source)
+        try:
+            info = read_model_info(path, name=name, source=source)
+        except UserError as exc:
+            raise _broken(path, exc) from None
         with self._lock:
             self._info[path] = (mtime, info)
         return info
@@ -162,9 +173,18 @@ class Registry:
         return out
 
     def get(self, name: str, provider: str = "auto", threads: int | None = None) -> Stylizer:
-        """The shared Stylizer for a registered model or style *name* (never a path)."""
+        """The shared Stylizer for a registered model or style *name* (never a path).
+
+        A damaged model file becomes :class:`BrokenModel` naming the style, not
+        the file: the message reaches API clients, who know styles, not paths.
+        """
         path, _ = self._path(self.lookup(name)[0])
-        return self._stylizer(path, provider, threads)
+        try:
+            return self._stylizer(path, provider, threads)
+        except InputNotFound:
+            raise UnknownStyle(f"style {name!r} was removed; see the list of styles") from None
+        except UserError as exc:
+            raise _broken(path, exc) from None
 
     def resolve_style(
         self, spec: str | None, provider: str = "auto", threads: int | None = None

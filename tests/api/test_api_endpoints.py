@@ -132,6 +132,24 @@ def test_unknown_style_404(client: TestClient, sample_bytes: bytes) -> None:
         )
 
 
+def test_damaged_model_file_is_a_400_naming_the_model(make_client, models_dir, tmp_path, sample_bytes: bytes) -> None:
+    """A truncated or non-ONNX file among the models: its style answers 400 ``broken_model``; the others still work."""
+    import shutil
+
+    shutil.copy(models_dir / "mosaic.onnx", tmp_path / "mosaic.onnx")
+    (tmp_path / "cut.onnx").write_bytes((models_dir / "duo.onnx").read_bytes()[:5000])
+    (tmp_path / "junk.onnx").write_bytes(b"not a model at all")
+    client = make_client(models=tmp_path)
+    for style in ("cut", "junk"):
+        body = _assert_error(
+            client.post("/v1/stylize", params={"style": style}, content=sample_bytes, headers=JPEG), 400, "broken_model"
+        )
+        assert f"model '{style}' cannot be used" in body["message"] and "damaged" in body["message"]
+    assert client.post("/v1/stylize", params={"style": "mosaic"}, content=sample_bytes, headers=JPEG).status_code == 200
+    assert [s["name"] for s in client.get("/v1/styles").json()["styles"]] == ["mosaic"]
+    assert client.get("/readyz").status_code == 200
+
+
 def test_not_an_image_or_truncated_415(client: TestClient, sample_bytes: bytes) -> None:
     _assert_error(client.post("/v1/stylize", content=b"hello, not an image", headers=JPEG), 415, "bad_image")
     _assert_error(
