@@ -9,6 +9,7 @@ and serve normal requests again afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -44,10 +45,8 @@ def _trickle(host: str, port: int, stop: threading.Event, statuses: list[int]) -
     reply = b""
     chunk = b"\xff" * CHUNK
     while not stop.is_set() and b"\r\n" not in reply:
-        try:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, ConnectionResetError):
             sock.send(chunk)
-        except (BlockingIOError, BrokenPipeError, ConnectionResetError):
-            pass
         try:
             reply += sock.recv(4096)
         except BlockingIOError:
