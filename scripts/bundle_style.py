@@ -43,6 +43,39 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
+def lineage(record: dict) -> list[dict]:
+    """The records this model was fine-tuned from (``--init``), oldest first, as far as their files still exist."""
+    chain = [record]
+    while len(chain) < 8:
+        init = chain[0]["metadata"]["settings"].get("init")
+        if not init or not Path(init).is_file():
+            break
+        chain.insert(0, read_model_record(Path(init)))
+    return chain
+
+
+def stages_table(chain: list[dict]) -> str:
+    """One row per training stage, so a fine-tuned model's card shows everything it was trained with."""
+    if len(chain) < 2:
+        return ""
+    rows = []
+    for i, rec in enumerate(chain, 1):
+        meta, st = rec["metadata"], rec["metadata"]["settings"]
+        lw = st.get("style_layer_weights") or [1.0] * len(st["style_layers"])
+        layers = ", ".join(f"{layer}×{w:g}" if w != 1 else layer for layer, w in zip(st["style_layers"], lw))
+        start = f"stage {i - 1}" if i > 1 else "random weights"
+        warm = f" (after {st['identity_steps']} identity steps)" if st.get("identity_steps") else ""
+        rows.append(
+            f"| {i} | {start} | {meta['steps']} × {st['batch_size']} at {st['image_size']} px{warm} | "
+            f"{st['style_weight']:g} | {st['style_size']} px | {layers} | {st['tv_weight']:g} | "
+            f"{meta['train_seconds'] / 60:.0f} min |"
+        )
+    head = "| stage | starts from | steps × batch | style weight | style size | style layers | TV | time |\n"
+    return "\n\nTrained in stages, each starting from the previous one's weights (`--init`):\n\n" + head + (
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
 def quality_rows(quality: dict | None, names: list[str]) -> str:
     if not quality:
         return "Not measured yet: run `make quality` and bundle again with `--quality out/quality/scores.json`."
@@ -80,6 +113,8 @@ def model_card(
     s = meta["settings"]
     losses = meta.get("final_losses", {})
     macs = complexity(_network(record)).macs_per_pixel
+    chain = lineage(record)
+    total_seconds = sum(r["metadata"]["train_seconds"] for r in chain)
     names = list(record["style_names"])
     style_lines = "\n".join(
         f"| `{n}` | `{img['file']}` (sha256 `{img['sha256'][:12]}…`) | {sources.get(img['file'], 'unknown')} |"
@@ -120,8 +155,8 @@ instance normalisation (Dumoulin et al. 2017). Each style is named on its own (`
 | final losses | content {losses.get("content", 0):.4g}, style {losses.get("style", 0):.4g}, TV {
         losses.get("tv", 0):.4g}, total {losses.get("total", 0):.4g} |
 | hardware | {meta["hardware"]} |
-| training time | {meta["train_seconds"]:.0f} s ({meta["train_seconds"] / 3600:.2f} h) |
-| ONNX file | `{onnx_path.name}`, {onnx_path.stat().st_size / 1e6:.2f} MB |
+| training time | {total_seconds:.0f} s ({total_seconds / 3600:.2f} h{", all stages" if len(chain) > 1 else ""}) |
+| ONNX file | `{onnx_path.name}`, {onnx_path.stat().st_size / 1e6:.2f} MB |{stages_table(chain)}
 
 Parity of the ONNX file against PyTorch (from `restyle export`):
 
