@@ -71,8 +71,10 @@ def stages_table(chain: list[dict]) -> str:
             f"{meta['train_seconds'] / 60:.0f} min |"
         )
     head = "| stage | starts from | steps × batch | style weight | style size | style layers | TV | time |\n"
-    return "\n\nTrained in stages, each starting from the previous one's weights (`--init`):\n\n" + head + (
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    return (
+        "\n\nTrained in stages, each starting from the previous one's weights (`--init`):\n\n"
+        + head
+        + ("|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     )
 
 

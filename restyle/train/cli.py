@@ -62,7 +62,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int)
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a run from RUN/checkpoint.pt")
+    new = p.add_argument_group(
+        "a new style in minutes",
+        "--add-style IMG trains only the normalisation parameters of one new style on top of a trained "
+        "multi-style base (its convolutions stay frozen) and exports OUT/NAME.onnx, a single-style model.",
+    )
+    new.add_argument("--add-style", type=Path, metavar="IMG", help="the new style's image")
+    new.add_argument(
+        "--base", help=f"multi-style model to build on: a name, .onnx or final.pt (default {DEFAULT_BASE})"
+    )
+    new.add_argument("--name", help="the new style's name (default: the image's file name)")
+    new.add_argument(
+        "--stop-when-flat", type=int, metavar="STEPS", help="stop once the style loss improves < 2%% over STEPS steps"
+    )
     p.set_defaults(func=run)
+
+
+DEFAULT_BASE = "classics"
+# --add-style defaults: about 10 minutes on a 2-core CPU (300 steps of batch 4 at 128 px, ~1.9 s/step), a higher
+# learning rate than full training (360 norm parameters, no convolution to destabilise), the bundled recipe's losses.
+ADD_STYLE_DEFAULTS = {
+    "steps": 300,
+    "batch_size": 4,
+    "image_size": 128,
+    "style_size": 384,
+    "style_weight": 2.0,
+    "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
+    "lr": 5e-3,
+    "identity_steps": 0,
+    "stop_when_flat": 100,
+    "checkpoint_every": 50,
+    "sample_every": 50,
+}
 
 
 _FIELDS = [
@@ -81,6 +112,8 @@ _FIELDS = [
     "content_layer",
     "vgg_weights",
     "init",
+    "base",
+    "stop_when_flat",
     "identity_steps",
     "lr",
     "lr_schedule",
@@ -122,11 +155,20 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         final = resume(args.resume, steps=args.steps)
     else:
-        if not args.style_images:
-            raise UserError("--style-image is required")
+        values: dict = {}
+        if args.add_style is not None:
+            if args.style_images:
+                raise UserError("--add-style takes the one new style image; drop --style-image")
+            values = {**ADD_STYLE_DEFAULTS, "style_images": [args.add_style], "base": args.base or DEFAULT_BASE}
+            if args.name:
+                values["style_name"] = args.name
+        elif args.base or args.name:
+            raise UserError("--base and --name go with --add-style IMG")
+        elif not args.style_images:
+            raise UserError("--style-image is required (or --add-style IMG for a new style on a trained base)")
         if args.data is None or args.out is None:
             raise UserError("--data and --out are required")
-        values = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
+        values.update({k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None})
         if args.style_layers:
             values.update(parse_style_layers(args.style_layers))
         if args.no_amp:
@@ -140,4 +182,11 @@ def run(args: argparse.Namespace) -> int:
         final = train(cfg)
     if final is not None:
         print(f"trained model: {final}")
+        from restyle.models.serialization import read_model_record
+
+        if read_model_record(final)["metadata"]["settings"].get("base"):
+            from restyle.train.add_style import export_new_style
+
+            onnx_path = export_new_style(final)
+            print(f"new style: {onnx_path} (use it with --style {onnx_path}, or copy it into your models folder)")
     return 0

@@ -44,6 +44,11 @@ class TrainConfig(BaseModel):
     vgg_weights: Path | None = None
     identity_steps: int = Field(600, ge=0)  # pixel-reconstruction warm start before the perceptual steps
     init: Path | None = None  # start from a trained final.pt (fine-tuning, e.g. adding the temporal loss)
+    # add a style: a trained multi-style model (name, .onnx or final.pt) whose convolutions are kept frozen;
+    # only the new style's normalisation parameters train (see restyle.train.add_style)
+    base: str | None = None
+    style_name: str | None = None  # the new style's name (default: the style image's file name)
+    stop_when_flat: int = Field(0, ge=0)  # stop once the style loss of this many steps improves < 2% (0: never)
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     lr_min_fraction: float = Field(0.1, ge=0, le=1)
@@ -104,5 +109,23 @@ class TrainConfig(BaseModel):
         lo = self.lr * self.lr_min_fraction
         return lo + 0.5 * (self.lr - lo) * (1 + math.cos(math.pi * t))
 
+    @model_validator(mode="after")
+    def _new_style(self) -> TrainConfig:
+        if self.base is not None:
+            if len(self.style_images) != 1:
+                raise ValueError("adding a style to a base takes exactly one style image")
+            if self.init is not None:
+                raise ValueError("--init and a base cannot be combined")
+        elif self.style_name is not None:
+            raise ValueError("a style name is only given when adding a style to a base")
+        if self.style_name is not None:
+            from restyle.runtime.registry import valid_name
+
+            if not valid_name(self.style_name):
+                raise ValueError(f"{self.style_name!r}: use lowercase letters, digits, '-' and '_'")
+        return self
+
     def style_names(self) -> list[str]:
+        if self.style_name is not None:
+            return [self.style_name]
         return [p.stem for p in self.style_images]

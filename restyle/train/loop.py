@@ -91,8 +91,22 @@ class Trainer:
 
         layers = list(dict.fromkeys([*cfg.style_layers, cfg.content_layer]))
         self.vgg = VGGFeatures(layers, weights=cfg.vgg_weights).to(self.device)
-        self.net: StyleNet = build_network(cfg.arch, len(cfg.style_images))
-        if cfg.init is not None:
+        # --init and --base only matter for a fresh start: a resumed run restores every weight from its
+        # checkpoint, so it must not need those files any more (they may live on another machine by then)
+        if cfg.base is not None and resume is None:
+            from restyle.train.add_style import load_base, new_style_network
+
+            base = load_base(cfg.base)
+            if base.arch != cfg.arch:
+                raise UserError(f"base {cfg.base} is a {base.arch} network; this run was configured for {cfg.arch}")
+            self.net: StyleNet = new_style_network(base)
+        elif cfg.base is not None:
+            from restyle.train.add_style import freeze_all_but_norms
+
+            self.net = freeze_all_but_norms(build_network(cfg.arch, 1))
+        else:
+            self.net = build_network(cfg.arch, len(cfg.style_images))
+        if cfg.init is not None and resume is None:
             self._init_from(cfg.init)
         self.net = self.net.to(self.device)
         self.channels_last = self.device.type == "cuda"
@@ -103,7 +117,8 @@ class Trainer:
         if self.device.type == "cuda" and cfg.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        # a new style on a base trains only its norm parameters (the rest is frozen, requires_grad False)
+        self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
         self.model = (
             DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if self.dist.enabled
@@ -116,6 +131,8 @@ class Trainer:
         self.elapsed = 0.0
         self.bad_indices: set[int] = set()
         self.last_losses: dict[str, float] = {}
+        self.style_log: list[float] = []  # style loss per log interval, for stop_when_flat
+        self.stopped_early = False
         if resume is not None:
             self._restore(resume)
         self.out = Path(cfg.out)
@@ -180,6 +197,7 @@ class Trainer:
         self.elapsed = state.get("elapsed", 0.0)
         self.bad_indices = set(state.get("bad_indices", []))
         self.last_losses = state.get("losses", {})
+        self.style_log = list(state.get("style_log", []))
         set_rng_state(state["rng"])
 
     # -- one step ------------------------------------------------------------------------------------------------
@@ -233,7 +251,7 @@ class Trainer:
         from scratch if a run is interrupted before its first checkpoint.
         """
         steps = self.cfg.identity_steps
-        if steps <= 0 or self.step > 0:
+        if steps <= 0 or self.step > 0 or self.cfg.base is not None:  # a base already reproduces photos
             return
         gen = torch.Generator().manual_seed(self.cfg.seed + 12345)
         files = len(self.dataset)
@@ -276,6 +294,7 @@ class Trainer:
             "elapsed": self.elapsed,
             "bad_indices": sorted(self.bad_indices),
             "losses": self.last_losses,
+            "style_log": self.style_log,
             "rng": rng_state(),
             "config": self.cfg.model_dump(mode="json"),
         }
@@ -327,6 +346,7 @@ class Trainer:
             "arch": cfg.arch,
             "style_images": [{"name": p.stem, "file": p.name, "sha256": sha256(p)} for p in cfg.style_images],
             "steps": self.step,
+            "stopped_early": self.stopped_early,
             "final_losses": self.last_losses,
             "train_seconds": round(self.elapsed, 1),
             "hardware": describe_device(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
@@ -337,6 +357,13 @@ class Trainer:
         with atomic_path(self.out / "summary.json") as tmp:
             tmp.write_text(json.dumps({k: v for k, v in metadata.items() if k != "settings"}, indent=2))
         return path
+
+    def _flat(self) -> bool:
+        """``stop_when_flat``: the style loss's log-interval means stopped improving (same answer on every rank)."""
+        from restyle.train.add_style import flattened
+
+        window = self.cfg.stop_when_flat // self.cfg.log_every
+        return self.cfg.stop_when_flat > 0 and flattened(self.style_log, max(1, window))
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def run(self) -> Path | None:
@@ -351,7 +378,7 @@ class Trainer:
         previous_term = _sigterm_as_interrupt()
         t_log = time.perf_counter()
         try:
-            while self.step < cfg.steps:
+            while self.step < cfg.steps and not self.stopped_early:
                 self.sampler.set_epoch(epoch)
                 for batch, bad in self.loader:
                     t0 = time.perf_counter()
@@ -375,11 +402,17 @@ class Trainer:
                         self.last_losses = mean
                         self.log(mean, rate)
                         acc, n_acc, t_log = {}, 0, now
-                    if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                        self.style_log.append(mean["style"])
+                        if self._flat():
+                            self.stopped_early = True
+                            if self.dist.is_main:
+                                tqdm.write(f"style loss flat over the last {cfg.stop_when_flat} steps: stopping early")
+                    last = self.step >= cfg.steps or self.stopped_early
+                    if self.step % cfg.sample_every == 0 or last:
                         self.sample_grid()
-                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    if self.step % cfg.checkpoint_every == 0 or last:
                         self.checkpoint()
-                    if self.step >= cfg.steps:
+                    if last:
                         break
                 epoch += 1
                 self.sampler.start_batch = 0

@@ -1,0 +1,122 @@
+"""A new style on a trained multi-style base: only its norm parameters train, and it ships as its own model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from restyle.cli import main
+from restyle.models.serialization import load_model, read_model_record, save_model
+from restyle.models.transformer import build_network
+from restyle.train.add_style import flattened, is_norm_parameter, load_base, new_style_network
+
+SMALL = ["--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def base_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A three-style ``fast`` base with distinct gamma/beta per style."""
+    torch.manual_seed(0)
+    net = build_network("fast", 3)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if is_norm_parameter(name):
+                p.add_(torch.randn_like(p))
+    return save_model(net, tmp_path_factory.mktemp("base") / "final.pt", ["a", "b", "c"], {"note": "test base"})
+
+
+@pytest.fixture(scope="module")
+def base_onnx(base_pt: Path) -> Path:
+    from restyle.export.onnx_export import export_onnx
+
+    out = base_pt.parent / "trio.onnx"
+    export_onnx(base_pt, out, exporter="torchscript")
+    return out
+
+
+def test_new_style_network_trains_only_norms_starting_from_their_mean(base_pt: Path) -> None:
+    base, _ = load_model(base_pt)
+    net = new_style_network(base)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert trainable and all(".norm." in n for n in trainable)
+    assert sum(p.numel() for n, p in net.named_parameters() if n in trainable) < 0.05 * sum(
+        p.numel() for p in net.parameters()
+    )
+    base_state = base.state_dict()
+    for name, value in net.state_dict().items():
+        expected = base_state[name].mean(0, keepdim=True) if name in trainable else base_state[name]
+        assert torch.allclose(value, expected), name
+
+
+def test_a_base_is_rebuilt_exactly_from_its_onnx_file(base_pt: Path, base_onnx: Path) -> None:
+    original, _ = load_model(base_pt)
+    rebuilt = load_base(base_onnx)
+    assert rebuilt.num_styles == 3
+    for name, value in original.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], value), name
+
+
+def test_a_single_style_base_is_refused(tmp_path: Path) -> None:
+    one = save_model(build_network("fast", 1), tmp_path / "one.pt", ["solo"], {})
+    with pytest.raises(Exception, match="needs a multi-style base"):
+        load_base(one)
+
+
+def test_flattened_needs_two_windows_and_a_stall() -> None:
+    assert not flattened([5, 4, 3, 2, 1, 0.5], 3)  # still falling fast
+    assert flattened([1.0, 1.0, 1.0, 0.995, 1.0, 0.99], 3)  # < 2 % better
+    assert not flattened([1.0, 1.0, 1.0], 3)  # one window only: too early to tell
+
+
+@pytest.mark.slow
+def test_add_style_cli_trains_the_norms_only_and_exports_a_single_style_model(
+    capsys, base_onnx: Path, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    code = main(["train", "--add-style", str(style_image), "--base", str(base_onnx), "--name", "my-stripes",
+                 "--data", str(photo_dir), "--out", str(out), "--steps", "3", *SMALL])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    record = read_model_record(out / "final.pt")
+    assert record["style_names"] == ["my-stripes"] and record["metadata"]["settings"]["base"] == str(base_onnx)
+    trained, _ = load_model(out / "final.pt")
+    base, _ = load_model(base_pt)
+    changed = [n for n, v in trained.state_dict().items() if n.endswith((".weight", ".bias"))
+               and not torch.allclose(v, base.state_dict()[n].mean(0, keepdim=True) if is_norm_parameter(n)
+                                      else base.state_dict()[n])]  # fmt: skip
+    assert changed and all(is_norm_parameter(n) for n in changed)  # the norms moved, the convolutions did not
+    from restyle.runtime.stylizer import Stylizer
+
+    model = out / "my-stripes.onnx"
+    assert Stylizer(model).style_names == ["my-stripes"]
+    card = (out / "my-stripes.md").read_text()
+    assert str(base_onnx) in card and "3 × 1 at 32 px" in card
+    assert f"new style: {model}" in captured.out
+
+
+@pytest.mark.slow
+def test_add_style_stops_once_the_style_loss_is_flat(
+    capsys, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    code = main(["train", "--add-style", str(style_image), "--base", str(base_pt), "--data", str(photo_dir),
+                 "--out", str(out), "--steps", "60", "--lr", "1e-12", "--stop-when-flat", "2", *SMALL])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    meta = read_model_record(out / "final.pt")["metadata"]
+    assert meta["stopped_early"] and meta["steps"] < 60
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--base", "x.onnx"], "--base and --name go with --add-style"),
+        (["--add-style", "s.png", "--style-image", "s.png"], "drop --style-image"),
+        (["--add-style", "s.png", "--name", "Bad Name"], "lowercase"),
+    ],
+)
+def test_add_style_argument_errors_are_one_line(capsys, extra: list[str], message: str, tmp_path: Path) -> None:
+    code = main(["train", *extra, "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
