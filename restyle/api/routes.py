@@ -24,9 +24,8 @@ from restyle.api.metrics import Metrics
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
-from restyle.imaging import MIME_TYPES, encode_image, normalize_format
+from restyle.imaging import MIME_TYPES, encode_image, fit_max_size, normalize_format
 from restyle.runtime import StylizeOptions, processing
-from restyle.runtime.processing import fit_max_size
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RAW_TYPES = ("image/", "application/octet-stream")

@@ -19,10 +19,9 @@ import numpy as np
 
 from restyle.api.settings import Settings
 from restyle.errors import UnknownStyle, UserError, scrub
-from restyle.imaging import decode_image, encode_image
+from restyle.imaging import decode_image, encode_image, fit_max_size
 from restyle.runtime import Registry, StylizeOptions
 from restyle.runtime.model_info import ModelInfo
-from restyle.runtime.processing import fit_max_size
 from restyle.runtime.stylizer import Stylizer
 
 log = logging.getLogger("restyle.api")

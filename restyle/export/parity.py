@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -24,7 +23,7 @@ import torch
 
 from restyle.errors import UserError
 from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE
-from restyle.imaging import decode_image
+from restyle.imaging import decode_image, resize
 from restyle.models.transformer import StyleNet
 
 FP32_TOLERANCE = 5e-4
@@ -58,7 +57,7 @@ class ParityReport:
 
 def _photo_at(photo: np.ndarray, size: tuple[int, int], stride: int) -> np.ndarray:
     h, w = (max(stride, s // stride * stride) for s in size)
-    return cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+    return resize(photo, h, w)
 
 
 def check_parity(

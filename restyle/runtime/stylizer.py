@@ -21,6 +21,7 @@ import onnxruntime as ort
 
 from restyle.errors import UserError
 from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE, OUTPUT_IMAGE
+from restyle.imaging import fit_max_size, resize
 from restyle.runtime import processing, tiling
 from restyle.runtime.guided import guided_upsample
 from restyle.runtime.model_info import ModelInfo, read_model_info
@@ -148,16 +149,16 @@ class Stylizer:
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise UserError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-        photo = processing.fit_max_size(image, options.max_size)
+        photo = fit_max_size(image, options.max_size)
         if options.strength == 0:
             return photo.copy()
         vec = style_vector(options.style_weights, self.style_names)
         h, w = photo.shape[:2]
         scale = options.scale_for(h, w)
         net_h, net_w = max(1, round(h / scale)), max(1, round(w / scale))
-        stylized = self._network(processing.resize(photo, net_h, net_w), vec, options.tile)
+        stylized = self._network(resize(photo, net_h, net_w), vec, options.tile)
         if (net_h, net_w) != (h, w):
-            stylized = guided_upsample(stylized, photo) if scale > 1 else processing.resize(stylized, h, w)
+            stylized = guided_upsample(stylized, photo) if scale > 1 else resize(stylized, h, w)
         for y0 in range(0, h, BAND_ROWS):
             band = slice(y0, min(h, y0 + BAND_ROWS))
             stylized[band] = processing.finish(stylized[band], photo[band], options.strength, options.preserve_color)
@@ -181,9 +182,7 @@ class Stylizer:
     def thumbnail_stats(self, image: np.ndarray, vec: np.ndarray) -> dict[str, np.ndarray]:
         """Instance-norm statistics of every layer, measured on a thumbnail of ``image``."""
         stats_session, _, names = self._tiling_sessions()
-        h, w = image.shape[:2]
-        k = min(1.0, THUMBNAIL_SIDE / max(h, w))
-        thumb = processing.resize(image, max(1, round(h * k)), max(1, round(w * k)))
+        thumb = fit_max_size(image, THUMBNAIL_SIDE)
         values = self._forward(stats_session, processing.to_nchw(thumb), self._weights(vec, 1), outputs=names)
         return dict(zip(names, values, strict=True))
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from restyle.errors import UserError
-from restyle.imaging import to_float, to_uint8
+from restyle.imaging import resize, to_float, to_uint8
 
 WINDOW = "restyle live"
 
@@ -103,7 +103,7 @@ def run_live(
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
             out = current.stylize(to_float(rgb), options)
             if stabilizer is not None:
-                small = cv2.resize(rgb, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
+                small = resize(rgb, *out.shape[:2])
                 out = stabilizer(small, out)
             view = cv2.cvtColor(to_uint8(out), cv2.COLOR_RGB2BGR)
             now = time.perf_counter()

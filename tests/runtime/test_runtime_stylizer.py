@@ -9,7 +9,7 @@ import pytest
 from skimage import data
 
 from restyle.errors import UserError
-from restyle.imaging import decode_image
+from restyle.imaging import decode_image, resize
 from restyle.runtime import ProviderUnavailable, StylizeOptions, Stylizer, processing
 from restyle.runtime.guided import guided_upsample
 from restyle.runtime.options import style_vector
@@ -95,8 +95,8 @@ def test_style_scale_upsamples_with_photo_edges(stylizer: Stylizer, photo: np.nd
     np.testing.assert_allclose(auto, stylizer.stylize(photo), atol=1e-6)
     # A stand-in stylization that follows the photo: guided upsampling restores edges bicubic loses.
     h, w = photo.shape[0] // 2, photo.shape[1] // 2
-    low = processing.resize(photo, h, w)
-    bicubic = processing.resize(low, *photo.shape[:2])
+    low = resize(photo, h, w)
+    bicubic = resize(low, *photo.shape[:2])
     guided = guided_upsample(low, photo)
     assert np.abs(guided - photo).mean() < 0.5 * np.abs(bicubic - photo).mean()
 
