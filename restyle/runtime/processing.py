@@ -51,7 +51,11 @@ def ycc_to_rgb(ycc: np.ndarray) -> np.ndarray:
 
 
 def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """Luminance from the stylization, chroma from the photo (Gatys et al. 2016, luminance-only transfer)."""
+    """Luminance from the stylization, chroma from the photo (Gatys et al. 2016, luminance-only transfer).
+
+    The only colour-preservation step: the runtime and the reference suite
+    (``reference.losses.transfer_luminance``) both call it.
+    """
     y = stylized @ _RGB_TO_YCC[0]
     ycc = rgb_to_ycc(photo)
     ycc[..., 0] = y
