@@ -96,21 +96,21 @@ class Stylizer:
             return self._tiling
 
     # -- the raw network ----------------------------------------------------
+    def style_vector(self, style_weights: StyleWeights) -> np.ndarray:
+        """Any accepted form of style choice -> this model's ``(S,)`` weights summing to 1.
+
+        The one place a choice becomes weights: a list and an ndarray of the
+        same numbers give the same vector (both are normalised).
+        """
+        return style_vector(style_weights, self.style_names)
+
     def _weights(self, style_weights: StyleWeights, n: int) -> np.ndarray:
+        """``(n, S)`` normalised weights: one row per image, or one choice broadcast to all of them."""
         if isinstance(style_weights, np.ndarray) and style_weights.ndim == 2:
             if style_weights.shape != (n, len(self.style_names)):
                 raise UserError(f"style weights must have shape ({n}, {len(self.style_names)})")
-            return np.ascontiguousarray(style_weights, dtype=np.float32)
-        if style_weights is None:
-            vec = np.zeros(len(self.style_names), np.float32)
-            vec[0] = 1.0
-        elif isinstance(style_weights, np.ndarray):
-            vec = style_weights.astype(np.float32).reshape(-1)  # raw weights: no normalisation, as in PyTorch
-        else:
-            vec = style_vector(style_weights, self.style_names)
-        if vec.shape != (len(self.style_names),):
-            raise UserError(f"expected {len(self.style_names)} style weight(s), got {vec.size}")
-        return np.ascontiguousarray(np.broadcast_to(vec, (n, vec.size)))
+            return np.stack([self.style_vector(row) for row in style_weights])
+        return _rows(self.style_vector(style_weights), n)
 
     def _forward(
         self,
@@ -135,11 +135,16 @@ class Stylizer:
     def run(self, batch: np.ndarray, style_weights: StyleWeights = None) -> np.ndarray:
         """The network on an NCHW float32 [0, 1] batch of any H, W; same shape out.
 
-        ``style_weights``: None (first style), an index or name, ``(S,)`` or ``(N, S)``
-        raw weights (numpy arrays are passed as given, exactly like the PyTorch model).
+        ``style_weights``: None (first style), an index or name, ``{name: weight}``,
+        or ``(S,)`` / ``(N, S)`` weights as a list or ndarray; every form is
+        normalised to sum 1 (per row), so equal numbers mean equal output.
         """
-        n, _, h, w = np.shape(batch)
-        out = self._forward(self._session, batch, self._weights(style_weights, n))[0]
+        return self._run(batch, self._weights(style_weights, np.shape(batch)[0]))
+
+    def _run(self, batch: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``run`` with ``(N, S)`` weights already resolved and normalised (not normalised twice)."""
+        _, _, h, w = np.shape(batch)
+        out = self._forward(self._session, batch, weights)[0]
         return out[:, :, :h, :w]
 
     # -- the photo pipeline -------------------------------------------------
@@ -152,7 +157,7 @@ class Stylizer:
         photo = fit_max_size(image, options.max_size)
         if options.strength == 0:
             return photo.copy()
-        vec = style_vector(options.style_weights, self.style_names)
+        vec = self.style_vector(options.style_weights)
         h, w = photo.shape[:2]
         scale = options.scale_for(h, w)
         net_h, net_w = max(1, round(h / scale)), max(1, round(w / scale))
@@ -176,14 +181,14 @@ class Stylizer:
         h, w = image.shape[:2]
         size = self.tile_size(h, w, tile)
         if size is None:
-            return processing.from_nchw(self.run(processing.to_nchw(image), vec))
+            return processing.from_nchw(self._run(processing.to_nchw(image), _rows(vec, 1)))
         return self.stylize_tiled(image, vec, size)
 
     def thumbnail_stats(self, image: np.ndarray, vec: np.ndarray) -> dict[str, np.ndarray]:
         """Instance-norm statistics of every layer, measured on a thumbnail of ``image``."""
         stats_session, _, names = self._tiling_sessions()
         thumb = fit_max_size(image, THUMBNAIL_SIDE)
-        values = self._forward(stats_session, processing.to_nchw(thumb), self._weights(vec, 1), outputs=names)
+        values = self._forward(stats_session, processing.to_nchw(thumb), _rows(vec, 1), outputs=names)
         return dict(zip(names, values, strict=True))
 
     def stylize_tiled(self, image: np.ndarray, vec: np.ndarray, tile: int) -> np.ndarray:
@@ -193,7 +198,7 @@ class Stylizer:
         stats = self.thumbnail_stats(image, vec)
         _, apply_session, _ = self._tiling_sessions()
         h, w = image.shape[:2]
-        weights = self._weights(vec, 1)
+        weights = _rows(vec, 1)
         out = np.zeros((h, w, 3), np.float32)
         total = np.zeros((h, w, 1), np.float32)
         for win in tiling.plan(h, w, tile, overlap, self.stride):
@@ -205,3 +210,8 @@ class Stylizer:
             total[win.y0 : win.y1, win.x0 : win.x1] += wt
         out /= total
         return out
+
+
+def _rows(vec: np.ndarray, n: int) -> np.ndarray:
+    """One resolved ``(S,)`` vector as the network's ``(n, S)`` style input."""
+    return np.ascontiguousarray(np.broadcast_to(vec, (n, vec.size)), dtype=np.float32)

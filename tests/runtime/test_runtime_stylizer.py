@@ -49,6 +49,16 @@ def test_style_weights_select_and_blend(stylizer: Stylizer) -> None:
         style_vector([1.0, -1.0], stylizer.style_names)
 
 
+def test_a_list_and_an_ndarray_of_the_same_weights_give_the_same_output(stylizer: Stylizer) -> None:
+    x = np.random.default_rng(2).random((2, 3, 40, 40), dtype=np.float32)
+    expected = stylizer.run(x, [1, 1])
+    np.testing.assert_array_equal(stylizer.run(x, np.array([1, 1])), expected)
+    np.testing.assert_array_equal(stylizer.run(x, np.array([[1, 1], [2, 2]])), expected)  # per row too
+    np.testing.assert_array_equal(stylizer.run(x, {"stripes": 3, "dots": 3}), expected)
+    with pytest.raises(UserError, match="non-negative"):
+        stylizer.run(x, np.array([[1, 1], [0, 0]]))
+
+
 def test_strength_zero_returns_the_original(stylizer: Stylizer, photo: np.ndarray) -> None:
     out = stylizer.stylize(photo, StylizeOptions(strength=0.0))
     assert np.array_equal(out, photo)
