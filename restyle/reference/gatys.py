@@ -10,7 +10,6 @@ cheaply and is how high resolutions stay tractable on a CPU.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from torch import Tensor
 from restyle.errors import UserError
 from restyle.imaging import long_side_size
 from restyle.models.vgg import VGGFeatures
+from restyle.reference.features import vgg19_features
 from restyle.reference.losses import content_loss, gram_matrix, style_loss, total_variation, transfer_luminance
 from restyle.reference.optim import OptimResult, optimize_image
 
@@ -29,10 +29,9 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 INITS = ("content", "noise")
 
 
-@functools.cache
 def vgg19() -> VGGFeatures:
-    """One shared VGG19 trunk up to relu5_1 (dequantizing the weights takes a moment)."""
-    return VGGFeatures(layers=(*STYLE_LAYERS, CONTENT_LAYER))
+    """The shared VGG19 trunk returning the style and content layers (from the one reference cache)."""
+    return vgg19_features((*STYLE_LAYERS, CONTENT_LAYER))
 
 
 @dataclass

@@ -57,3 +57,10 @@ def test_bad_settings_are_user_errors():
         invert(photo("chelsea", 32), "relu9_9", steps=1, progress=False)
     with pytest.raises(UserError):
         gatys.style_targets(gatys.vgg19(), [photo("coffee", 32)], [0.5, 0.5], 32)
+
+
+def test_the_reference_suite_shares_one_vgg_cache():
+    from restyle.reference.features import vgg19_features, vgg_to
+
+    assert gatys.vgg19() is gatys.vgg19() is vgg19_features((*gatys.STYLE_LAYERS, gatys.CONTENT_LAYER))
+    assert vgg_to("relu2_2") is vgg19_features(("relu2_2",))  # what inversion and the figures use
