@@ -47,10 +47,8 @@ class StyleService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        models = settings.models
         # bundled=False (tests, private deployments): scan only the models directory.
-        bundled_dir = None if settings.bundled else (models or Path("/nonexistent-restyle-bundle"))
-        self.registry = Registry(user_dir=models, bundled_dir=bundled_dir)
+        self.registry = Registry(user_dir=settings.models, bundled=settings.bundled, cache_dir=settings.cache)
         self._previews: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()

@@ -40,7 +40,13 @@ BAND_ROWS = 512  # post-processing works in row bands to bound temporaries on hu
 class Stylizer:
     """A loaded style model. Construct through ``Registry.get`` to share sessions."""
 
-    def __init__(self, path: str | os.PathLike, provider: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        provider: str = "auto",
+        threads: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
         self.path = Path(path)
         self.info: ModelInfo = read_model_info(self.path)
         meta = self.info.metadata
@@ -52,7 +58,9 @@ class Stylizer:
             raise UserError(f"threads must be at least 1, not {threads}")
         self.threads = threads
         self.requested_provider = provider
-        self._chain = provider_list(provider, meta.precision, meta.num_styles)
+        self._chain = provider_list(
+            provider, meta.precision, meta.num_styles, Path(cache_dir) if cache_dir is not None else None
+        )
         self._session = self._create_session(self.path.read_bytes())
         self._lock = threading.Lock()
         self._tiling: tuple[ort.InferenceSession, ort.InferenceSession, list[str]] | None = None

@@ -79,11 +79,12 @@ def run_live(
 ) -> int:
     import cv2
 
-    from restyle.runtime import Registry, StylizeOptions
+    from restyle.runtime import StylizeOptions
+    from restyle.runtime.cli import cli_registry
     from restyle.video.stabilize import Stabilizer
 
     check_gui()
-    registry = Registry(user_dir=models)
+    registry = cli_registry(models)
     names = registry.style_names()
     current, inner = registry.resolve_style(style, provider=device)  # fail on a bad style before the camera
     index = names.index(style) if style in names else -1

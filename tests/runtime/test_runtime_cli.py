@@ -15,6 +15,7 @@ from restyle.errors import UnknownStyle
 from restyle.imaging import decode_image
 from restyle.runtime import Registry
 from restyle.runtime import registry as registry_module
+from restyle.runtime.cli import cli_registry
 from tests.conftest import SAMPLE_PHOTO
 from tests.export.models import exported
 
@@ -124,7 +125,9 @@ def test_registry_names_are_validated(models: Path, tmp_path: Path, monkeypatch)
     assert info.size_bytes == (models / "mosaic.onnx").stat().st_size and info.summary["epochs"] == 2
     assert reg.get("mosaic", provider="cpu") is reg.get("mosaic", provider="cpu")  # one session per model
     monkeypatch.setenv("RESTYLE_MODELS", str(models))
-    assert "mosaic" in Registry(bundled_dir=bundled).names()
+    assert "mosaic" not in Registry(bundled_dir=bundled).names()  # the runtime reads no environment...
+    assert "mosaic" in cli_registry(None).names()  # ...the command line takes it from the settings object
+    assert Registry(user_dir=models, bundled=False).names() == ["mosaic"]  # an explicit flag, no sentinel path
 
 
 def test_styles_listing(models: Path, capsys) -> None:
