@@ -212,7 +212,7 @@ async def _stylize(
             timings["inference"] = time.perf_counter() - began
             body = await admission.run(
                 lambda: encode_image(
-                    processing.finish(stylized, photo, params.strength, params.preserve_color), fmt, params.quality
+                    processing.postprocess(stylized, photo, params.strength, params.preserve_color), fmt, params.quality
                 ),
                 deadline,
             )

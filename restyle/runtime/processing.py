@@ -69,7 +69,7 @@ def blend(stylized: np.ndarray, photo: np.ndarray, strength: float) -> np.ndarra
     return photo + np.float32(strength) * (stylized - photo)
 
 
-def finish(stylized: np.ndarray, photo: np.ndarray, strength: float, keep_colors: bool) -> np.ndarray:
+def postprocess(stylized: np.ndarray, photo: np.ndarray, strength: float, keep_colors: bool) -> np.ndarray:
     """The post-processing after the network, in its one order: colour preservation, then strength."""
     if keep_colors:
         stylized = preserve_color(stylized, photo)

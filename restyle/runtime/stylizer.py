@@ -174,7 +174,9 @@ class Stylizer:
             stylized = guided_upsample(stylized, photo) if scale > 1 else resize(stylized, h, w)
         for y0 in range(0, h, BAND_ROWS):
             band = slice(y0, min(h, y0 + BAND_ROWS))
-            stylized[band] = processing.finish(stylized[band], photo[band], options.strength, options.preserve_color)
+            stylized[band] = processing.postprocess(
+                stylized[band], photo[band], options.strength, options.preserve_color
+            )
         return stylized
 
     def tile_size(self, height: int, width: int, tile: int | str | None) -> int | None:
