@@ -2,7 +2,9 @@
 
 ``run`` is the raw network (pads to the stride and crops back); ``stylize``
 is the whole photo pipeline: ``max_size`` -> style scale -> network (whole
-or tiled) -> guided upsampling -> ``preserve_color`` -> ``strength``.
+or tiled) -> guided upsampling -> ``preserve_color`` -> ``strength``;
+``stylize_many`` is the same pipeline for several photos, sharing network
+calls (the API's micro-batching calls it, so batching lives here, once).
 
 Thread safety: ``InferenceSession.run`` is safe to call concurrently, the
 tiling sessions are created once under a lock, and no per-call state lives on
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -159,10 +162,7 @@ class Stylizer:
     def stylize(self, image: np.ndarray, options: StylizeOptions | None = None) -> np.ndarray:
         """Stylize an ``HxWx3`` float32 RGB [0, 1] photo; returns the same form (size per ``max_size``)."""
         options = options or StylizeOptions()
-        image = np.asarray(image, dtype=np.float32)
-        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-            raise UserError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-        photo = fit_max_size(image, options.max_size)
+        photo = _fitted(image, options)
         if options.strength == 0:
             return photo.copy()
         vec = self.style_vector(options.style_weights)
@@ -172,12 +172,33 @@ class Stylizer:
         stylized = self._network(resize(photo, net_h, net_w), vec, options.tile)
         if (net_h, net_w) != (h, w):
             stylized = guided_upsample(stylized, photo) if scale > 1 else resize(stylized, h, w)
-        for y0 in range(0, h, BAND_ROWS):
-            band = slice(y0, min(h, y0 + BAND_ROWS))
-            stylized[band] = processing.postprocess(
-                stylized[band], photo[band], options.strength, options.preserve_color
-            )
-        return stylized
+        return _postprocess(stylized, photo, options)
+
+    def stylize_many(self, images: Sequence[np.ndarray], options: Sequence[StylizeOptions]) -> list[np.ndarray]:
+        """``[stylize(images[i], options[i]) ...]``, sharing network calls where it can (micro-batching).
+
+        Photos whose network input is the photo itself (no style scaling, no
+        tiling) and of the same size are stacked into one network call; any
+        other photo takes ``stylize`` on its own. Pre- and post-processing are
+        those of ``stylize``, so every option is honoured on either path.
+        """
+        if len(images) != len(options):
+            raise UserError(f"{len(images)} image(s) but {len(options)} option set(s)")
+        out: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for i, (image, opts) in enumerate(zip(images, options)):
+            photo = _fitted(image, opts)
+            h, w = photo.shape[:2]
+            if opts.strength == 0 or opts.scale_for(h, w) != 1 or self.tile_size(h, w, opts.tile) is not None:
+                out[i] = self.stylize(photo, opts)
+            else:
+                groups.setdefault((h, w), []).append((i, photo, self.style_vector(opts.style_weights)))
+        for members in groups.values():
+            batch = np.concatenate([processing.to_nchw(photo) for _, photo, _ in members])
+            result = self._run(batch, np.stack([vec for _, _, vec in members]))
+            for (i, photo, _), one in zip(members, result):
+                out[i] = _postprocess(processing.from_nchw(one[None]), photo, options[i])
+        return [o for o in out if o is not None]
 
     def tile_size(self, height: int, width: int, tile: int | str | None) -> int | None:
         """The tile size the network input of this size will use, or None for one pass."""
@@ -220,6 +241,23 @@ class Stylizer:
             total[win.y0 : win.y1, win.x0 : win.x1] += wt
         out /= total
         return out
+
+
+def _fitted(image: np.ndarray, options: StylizeOptions) -> np.ndarray:
+    """The validated photo at its output size (``max_size``)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise UserError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    return fit_max_size(image, options.max_size)
+
+
+def _postprocess(stylized: np.ndarray, photo: np.ndarray, options: StylizeOptions) -> np.ndarray:
+    """Colour preservation and strength, in row bands so temporaries stay small on huge photos."""
+    h = photo.shape[0]
+    for y0 in range(0, h, BAND_ROWS):
+        band = slice(y0, min(h, y0 + BAND_ROWS))
+        stylized[band] = processing.postprocess(stylized[band], photo[band], options.strength, options.preserve_color)
+    return stylized
 
 
 def _rows(vec: np.ndarray, n: int) -> np.ndarray:

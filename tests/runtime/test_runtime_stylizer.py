@@ -59,6 +59,23 @@ def test_a_list_and_an_ndarray_of_the_same_weights_give_the_same_output(stylizer
         stylizer.run(x, np.array([[1, 1], [0, 0]]))
 
 
+def test_stylize_many_equals_stylize_one_by_one(stylizer: Stylizer, photo: np.ndarray) -> None:
+    small = resize(photo, 48, 72)
+    images = [small, small, resize(photo, 40, 40), small, small]
+    options = [
+        StylizeOptions(style_weights="stripes", strength=0.8, preserve_color=True),
+        StylizeOptions(style_weights="dots"),  # same size as the first: one network call for both
+        StylizeOptions(),
+        StylizeOptions(style_scale=2),  # rescaled: takes stylize on its own
+        StylizeOptions(strength=0.0, max_size=36),
+    ]
+    many = stylizer.stylize_many(images, options)
+    for image, opts, got in zip(images, options, many, strict=True):
+        np.testing.assert_allclose(got, stylizer.stylize(image, opts), atol=1e-5)
+    with pytest.raises(UserError):
+        stylizer.stylize_many(images, options[:2])
+
+
 def test_strength_zero_returns_the_original(stylizer: Stylizer, photo: np.ndarray) -> None:
     out = stylizer.stylize(photo, StylizeOptions(strength=0.0))
     assert np.array_equal(out, photo)
