@@ -83,7 +83,7 @@ def side_by_side(rows: list[list[np.ndarray]], labels: list[str], height: int = 
     """Rows of same-height tiles separated by white gutters; a label strip on top of each column."""
     from PIL import Image, ImageDraw
 
-    from restyle.imaging import resize
+    from restyle.imaging import resize, to_float, to_uint8
 
     gap = 6
     scaled = [[resize(t, height, round(t.shape[1] * height / t.shape[0])) for t in row] for row in rows]
@@ -96,13 +96,13 @@ def side_by_side(rows: list[list[np.ndarray]], labels: list[str], height: int = 
             y = label_h + gap + r * (height + gap)
             canvas[y : y + height, x : x + tile.shape[1]] = tile
             x += tile.shape[1] + gap
-    img = Image.fromarray((canvas * 255 + 0.5).astype(np.uint8))
+    img = Image.fromarray(to_uint8(canvas))
     draw = ImageDraw.Draw(img)
     x = gap
     for label, tile in zip(labels, scaled[0]):
         draw.text((x + 2, 3), label, fill=(0, 0, 0))
         x += tile.shape[1] + gap
-    return np.asarray(img).astype(np.float32) / 255.0
+    return to_float(np.asarray(img))
 
 
 def main(argv: list[str]) -> int:
