@@ -173,7 +173,7 @@ class Registry:
         return info
 
     def infos(self) -> list[ModelInfo]:
-        """Every model; unreadable files are reported by ``broken`` instead of failing the listing."""
+        """Every readable model; an unreadable file is left out of the listing (naming it gives ``BrokenModel``)."""
         out = []
         for name, (path, source) in sorted(self._scan().items()):
             try:
