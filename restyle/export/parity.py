@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -57,7 +58,7 @@ class ParityReport:
 
 def _photo_at(photo: np.ndarray, size: tuple[int, int], stride: int) -> np.ndarray:
     h, w = (max(stride, s // stride * stride) for s in size)
-    return resize(photo, h, w)
+    return resize(photo, h, w, interpolation=cv2.INTER_AREA)  # the parity photos every export has recorded
 
 
 def check_parity(

@@ -44,7 +44,7 @@ class StabilizeConfig:
 
 
 def _histogram(rgb: np.ndarray) -> np.ndarray:
-    small = resize(rgb, 36, 64)
+    small = resize(rgb, 36, 64, interpolation=cv2.INTER_AREA)  # area even for tiny frames, as always
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
     return cv2.normalize(hist, hist).flatten()
