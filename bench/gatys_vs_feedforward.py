@@ -39,14 +39,13 @@ class FeedForward:
 
 def square_photo(path: Path, size: int) -> np.ndarray:
     """HxWx3 float32 [0, 1]: the largest centred square, area-resized to ``size`` (what every method gets)."""
-    from restyle.imaging import decode_image
-    from restyle.runtime import processing
+    from restyle.imaging import decode_image, resize
 
     img = decode_image(path)
     h, w = img.shape[:2]
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    return processing.resize(np.ascontiguousarray(img[y : y + s, x : x + s]), size, size)
+    return resize(np.ascontiguousarray(img[y : y + s, x : x + s]), size, size)
 
 
 def to_tensor(image: np.ndarray):  # -> torch.Tensor (torch imported lazily, as in the other benches)

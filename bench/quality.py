@@ -60,13 +60,9 @@ def load_peer():
 
 
 def fit512(image: np.ndarray) -> np.ndarray:
-    from restyle.runtime.processing import fit_max_size, resize
+    from restyle.imaging import long_side_size, resize
 
-    h, w = image.shape[:2]
-    if max(h, w) >= 512:
-        return fit_max_size(image, 512)
-    f = 512 / max(h, w)
-    return resize(image, round(h * f), round(w * f))
+    return resize(image, *long_side_size(*image.shape[:2], 512))
 
 
 def gatys_output(photo: np.ndarray, style: np.ndarray, steps: int) -> np.ndarray:
@@ -78,7 +74,7 @@ def gatys_output(photo: np.ndarray, style: np.ndarray, steps: int) -> np.ndarray
     cfg = gatys.GatysConfig(size=max(photo.shape[:2]), steps=steps, scales=2)
     res = gatys.style_transfer(t(photo), [t(style)], config=cfg, progress=False)
     out = res.image[0].permute(1, 2, 0).numpy()
-    from restyle.runtime.processing import resize
+    from restyle.imaging import resize
 
     return resize(np.ascontiguousarray(out), *photo.shape[:2]) if out.shape[:2] != photo.shape[:2] else out
 
@@ -87,7 +83,7 @@ def side_by_side(rows: list[list[np.ndarray]], labels: list[str], height: int = 
     """Rows of same-height tiles separated by white gutters; a label strip on top of each column."""
     from PIL import Image, ImageDraw
 
-    from restyle.runtime.processing import resize
+    from restyle.imaging import resize, to_float, to_uint8
 
     gap = 6
     scaled = [[resize(t, height, round(t.shape[1] * height / t.shape[0])) for t in row] for row in rows]
@@ -100,13 +96,13 @@ def side_by_side(rows: list[list[np.ndarray]], labels: list[str], height: int = 
             y = label_h + gap + r * (height + gap)
             canvas[y : y + height, x : x + tile.shape[1]] = tile
             x += tile.shape[1] + gap
-    img = Image.fromarray((canvas * 255 + 0.5).astype(np.uint8))
+    img = Image.fromarray(to_uint8(canvas))
     draw = ImageDraw.Draw(img)
     x = gap
     for label, tile in zip(labels, scaled[0]):
         draw.text((x + 2, 3), label, fill=(0, 0, 0))
         x += tile.shape[1] + gap
-    return np.asarray(img).astype(np.float32) / 255.0
+    return to_float(np.asarray(img))
 
 
 def main(argv: list[str]) -> int:

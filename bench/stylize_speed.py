@@ -98,15 +98,15 @@ def _vm_hwm_mb() -> float:
 
 def _peak_child(model: Path, megapixels: float) -> None:
     """Runs in a fresh process: stylize a synthetic photo of ``megapixels``, print time and peak RSS."""
-    from restyle.imaging import decode_image
-    from restyle.runtime import StylizeOptions, Stylizer, processing
+    from restyle.imaging import decode_image, resize
+    from restyle.runtime import StylizeOptions, Stylizer
 
     stylizer = Stylizer(model, provider="cpu")
     base_rss = _vm_hwm_mb()
     w = int((megapixels * 1e6 * 3 / 2) ** 0.5)
     h = int(w * 2 / 3)
     sample = Path(__file__).resolve().parent.parent / "restyle" / "assets" / "sample.jpg"
-    photo = processing.resize(decode_image(sample), h, w)
+    photo = resize(decode_image(sample), h, w)
     t0 = time.perf_counter()
     out = stylizer.stylize(photo, StylizeOptions())
     elapsed = time.perf_counter() - t0

@@ -109,8 +109,7 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     _plot(points, peer_mean, out_dir / "curve.png")
     if progress_rows:
-        from restyle.imaging import save_image
-        from restyle.runtime.processing import fit_max_size
+        from restyle.imaging import fit_max_size, save_image
 
         grid_rows = [
             [fit_max_size(decode_image(style_image_path(name)), 512), *outs] for name, outs in progress_rows.items()

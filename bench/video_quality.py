@@ -23,9 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import SHARED, report  # noqa: E402
-from restyle.imaging import decode_image  # noqa: E402
+from restyle.imaging import decode_image, resize, to_float, to_uint8  # noqa: E402
 from restyle.runtime import Registry, Stylizer  # noqa: E402
-from restyle.runtime.processing import resize  # noqa: E402
 from restyle.video.io import even_size, probe, read_frames  # noqa: E402
 from restyle.video.metrics import StyleLoss, TemporalReference, warping_error  # noqa: E402
 from restyle.video.stabilize import Stabilizer  # noqa: E402
@@ -42,7 +41,7 @@ def load_clip(path: Path, frames: int, max_size: int) -> list[np.ndarray]:
     for frame in read_frames(info):
         rgb = frame.rgb
         if rgb.shape[:2] != (h, w):
-            rgb = (resize(rgb.astype(np.float32) / 255, h, w) * 255 + 0.5).astype(np.uint8)
+            rgb = to_uint8(resize(to_float(rgb), h, w))
         out.append(rgb)
         if len(out) == frames:
             break
@@ -64,7 +63,7 @@ def style_image_for(stylizer: Stylizer, explicit: str | None) -> Path:
 
 
 def stylize_all(stylizer: Stylizer, frames: list[np.ndarray]) -> list[np.ndarray]:
-    return [stylizer.stylize(f.astype(np.float32) / 255) for f in frames]
+    return [stylizer.stylize(to_float(f)) for f in frames]
 
 
 def stabilize_all(frames: list[np.ndarray], stylized: list[np.ndarray]) -> list[np.ndarray]:
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for clip in clips:
         frames = load_clip(clip, args.frames, args.max_size)
         ref = TemporalReference.from_frames(frames)
-        outputs = {"input video (no stylization)": [f.astype(np.float32) / 255 for f in frames]}
+        outputs = {"input video (no stylization)": [to_float(f) for f in frames]}
         outputs["per-frame"] = stylize_all(model, frames)
         outputs["per-frame + --stabilize"] = stabilize_all(frames, outputs["per-frame"])
         if temporal is not None:

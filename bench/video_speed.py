@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import SHARED, report  # noqa: E402
+from restyle.imaging import resize, to_float, to_uint8  # noqa: E402
 from restyle.runtime import Registry, Stylizer  # noqa: E402
-from restyle.runtime.processing import resize  # noqa: E402
 from restyle.video.io import probe, read_frames  # noqa: E402
 from restyle.video.stylize import stylize_video  # noqa: E402
 
@@ -59,8 +59,8 @@ def source_frames(count: int, width: int, height: int) -> list[np.ndarray]:
                 break
     while len(frames) < count:  # synthetic fallback: smooth noise
         rng = np.random.default_rng(len(frames))
-        frames.append((rng.random((height // 8, width // 8, 3)) * 255).astype(np.uint8))
-    return [(resize(f.astype(np.float32) / 255, height, width) * 255 + 0.5).astype(np.uint8) for f in frames]
+        frames.append(to_uint8(rng.random((height // 8, width // 8, 3))))
+    return [resize(f, height, width) for f in frames]
 
 
 def make_clip(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
@@ -80,7 +80,7 @@ def make_clip(frames: list[np.ndarray], path: Path, fps: int = 30) -> Path:
 
 
 def inference_fps(stylizer: Stylizer, frames: list[np.ndarray]) -> float:
-    images = [f.astype(np.float32) / 255 for f in frames]
+    images = [to_float(f) for f in frames]
     stylizer.stylize(images[0])  # warm-up: session initialisation and first-shape allocation
     began = time.perf_counter()
     for image in images:

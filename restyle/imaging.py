@@ -1,10 +1,14 @@
-"""Photo decoding and encoding: the one pre/post-processing step of every front end.
+"""The one pixel module: decoding, encoding, float<->uint8 and resizing, for every front end.
 
 ``decode_image`` turns whatever a user hands us (any path or bytes Pillow
 reads, with EXIF rotation, palette, alpha, grayscale, CMYK or 16-bit
 samples) into one canonical form: an ``HxWx3`` float32 RGB array in [0, 1].
 ``encode_image``/``save_image`` go back to bytes or an atomically written
-file. The CLI, the API, the video path and the benchmarks all call these.
+file. ``to_float``/``to_uint8`` are the only float<->uint8 conversions,
+``long_side_size`` the only "longest side to N" arithmetic and ``resize`` /
+``fit_max_size`` the only image resize. The CLI, the API, the video path, the
+reference suite and the benchmarks all call these, so a rounding or
+resampling choice is made once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -92,9 +97,8 @@ def open_image(
 
 def _shrink(img: Image.Image, max_size: int) -> Image.Image:
     """Longer side to ``max_size`` in 8 bits, keeping the EXIF orientation tag for ``to_rgb_array``."""
-    w, h = img.size
-    f = max_size / max(w, h)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
+    h, w = long_side_size(img.height, img.width, max_size)
+    size = (w, h)
     exif = img.getexif()
     out = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     if exif:
@@ -141,6 +145,42 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 def to_float(arr: np.ndarray) -> np.ndarray:
     """uint8 -> float32 [0, 1]; float input is returned as float32 without a copy when it already is."""
     return arr.astype(np.float32) * (1 / 255.0) if arr.dtype == np.uint8 else arr.astype(np.float32, copy=False)
+
+
+def long_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """``(height, width)`` scaled so that the longer side is ``size`` (aspect kept, sides at least 1).
+
+    This enlarges as well as shrinks; ``fit_max_size`` is the never-enlarging use.
+    """
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: np.ndarray, height: int, width: int, interpolation: int | None = None) -> np.ndarray:
+    """Resize an ``HxW[xC]`` array; the same array comes back when the size already matches.
+
+    By default area averaging shrinks (no aliasing) and bicubic enlarges; the
+    bicubic overshoot is clipped back to [0, 1] for float images. A caller
+    resampling something that is not a [0, 1] image (an optical-flow field)
+    passes its own OpenCV ``interpolation`` and gets no clipping.
+    """
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    if interpolation is not None:
+        return cv2.resize(image, (width, height), interpolation=interpolation)
+    shrinking = height * width < h * w
+    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    if shrinking or out.dtype == np.uint8:  # uint8 bicubic saturates by itself
+        return out
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def fit_max_size(image: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Shrink so that the longest side is at most ``max_size`` (never enlarges; ``None`` keeps the size)."""
+    if max_size is None or max(image.shape[:2]) <= max_size:
+        return image
+    return resize(image, *long_side_size(*image.shape[:2], max_size))
 
 
 def normalize_format(fmt: str) -> str:

@@ -81,15 +81,9 @@ class QualityScorer:
 
     def _style_grams(self, long_side: int) -> dict[str, torch.Tensor]:
         if long_side not in self._grams:
-            from restyle.runtime.processing import fit_max_size, resize
+            from restyle.imaging import long_side_size, resize
 
-            h, w = self.style_image.shape[:2]
-            f = long_side / max(h, w)
-            style = (
-                fit_max_size(self.style_image, long_side)
-                if f < 1
-                else resize(self.style_image, max(1, round(h * f)), max(1, round(w * f)))
-            )
+            style = resize(self.style_image, *long_side_size(*self.style_image.shape[:2], long_side))
             from restyle.train.losses import gram_matrix
 
             feats = self._features(style, STYLE_LAYERS)

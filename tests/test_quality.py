@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from restyle.imaging import decode_image
+from restyle.imaging import decode_image, fit_max_size, resize
 from restyle.quality import QualityScorer, sliced_wasserstein
-from restyle.runtime.processing import fit_max_size, resize
 from tests.conftest import REPO, SAMPLE_PHOTO
 
 PAINTING = REPO / "restyle" / "styles" / "starry_night.jpg"

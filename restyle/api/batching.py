@@ -7,12 +7,15 @@ companions, network, post-process) add latency. ``bench/api_load.py
 --batch-size N`` measures it again on other hardware (a GPU is where
 batching usually wins); see docs/api.md for the numbers.
 
-How: a request decodes and resizes its photo in the pool, then joins the
-pending group for ``(model, height, width)``. The group is flushed when it
-reaches ``batch_size`` or ``batch_wait_ms`` after its first member, as *one*
-admission job (so a full queue refuses the whole batch with 429), and each
-member then blends and encodes its own result in the pool. Photos that the
-runtime would tile or rescale take the ordinary path.
+How: a request decodes its photo in the pool, then joins the pending group
+for ``(model, height, width)``. The group is flushed when it reaches
+``batch_size`` or ``batch_wait_ms`` after its first member, as *one*
+admission job (so a full queue refuses the whole batch with 429) that calls
+``Stylizer.stylize_many`` with each member's own ``StylizeOptions``; each
+member then encodes its own result in the pool. This module only queues:
+the pipeline (style weights, network, colour and strength) is the
+runtime's, and photos the runtime would tile or rescale take ``stylize``
+inside ``stylize_many``.
 """
 
 from __future__ import annotations
@@ -26,22 +29,20 @@ import numpy as np
 from restyle.api.admission import Admission
 from restyle.api.metrics import Metrics
 from restyle.api.service import Choice, StyleService
-from restyle.runtime import processing
-from restyle.runtime.options import style_vector
-from restyle.runtime.stylizer import AUTO_TILE_PIXELS
+from restyle.runtime.options import StylizeOptions
 
 
 @dataclass
 class _Group:
     images: list[np.ndarray] = field(default_factory=list)
-    weights: list[np.ndarray] = field(default_factory=list)
+    options: list[StylizeOptions] = field(default_factory=list)
     futures: list[asyncio.Future[np.ndarray]] = field(default_factory=list)
     deadline: float = float("inf")
     timer: asyncio.TimerHandle | None = None
 
 
 class MicroBatcher:
-    """Collects network inputs per (model, H, W) and runs each group as one ``Stylizer.run`` call."""
+    """Collects photos per (model, H, W) and runs each group as one ``Stylizer.stylize_many`` call."""
 
     def __init__(
         self, service: StyleService, admission: Admission, metrics: Metrics, max_batch: int, wait_s: float
@@ -53,16 +54,8 @@ class MicroBatcher:
         self.wait_s = wait_s
         self._groups: dict[tuple[str, int, int], _Group] = {}
 
-    @staticmethod
-    def eligible(photo: np.ndarray) -> bool:
-        """Only whole-image, unscaled passes can be stacked; tiled photos keep the ordinary path."""
-        h, w = photo.shape[:2]
-        return h * w <= AUTO_TILE_PIXELS
-
-    async def network(self, choice: Choice, photo: np.ndarray, deadline: float) -> np.ndarray:
-        """The raw network output (HxWx3) for ``photo``, computed in a batch with its neighbours."""
-        stylizer_names = self.service.registry.info(choice.model).style_names
-        vec = style_vector(choice.style, stylizer_names)
+    async def stylize(self, choice: Choice, photo: np.ndarray, options: StylizeOptions, deadline: float) -> np.ndarray:
+        """``Stylizer.stylize(photo, options)`` for ``choice.model``, computed in a batch with its neighbours."""
         h, w = photo.shape[:2]
         key = (choice.model, h, w)
         loop = asyncio.get_running_loop()
@@ -72,7 +65,7 @@ class MicroBatcher:
             group.timer = loop.call_later(self.wait_s, self._flush, key)
         future: asyncio.Future[np.ndarray] = loop.create_future()
         group.images.append(photo)
-        group.weights.append(vec)
+        group.options.append(options)
         group.futures.append(future)
         group.deadline = min(group.deadline, deadline)
         if len(group.images) >= self.max_batch:
@@ -88,13 +81,11 @@ class MicroBatcher:
         asyncio.get_running_loop().create_task(self._run(key[0], group))
 
     async def _run(self, model: str, group: _Group) -> None:
-        batch = np.ascontiguousarray(np.stack([processing.to_nchw(img)[0] for img in group.images]))
-        weights = np.ascontiguousarray(np.stack(group.weights))
         self.metrics.batch_size.observe(len(group.images))
 
-        def job() -> tuple[np.ndarray, float]:
+        def job() -> tuple[list[np.ndarray], float]:
             began = time.perf_counter()
-            out = self.service.stylizer(model).run(batch, weights)
+            out = self.service.stylizer(model).stylize_many(group.images, group.options)
             return out, time.perf_counter() - began
 
         try:
@@ -107,4 +98,4 @@ class MicroBatcher:
         self.metrics.inference.labels(model).observe(elapsed / len(group.images))
         for i, future in enumerate(group.futures):
             if not future.done():
-                future.set_result(np.ascontiguousarray(out[i].transpose(1, 2, 0)))
+                future.set_result(out[i])

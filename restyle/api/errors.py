@@ -42,10 +42,6 @@ class UnsupportedMediaType(UserError):
     http_status = 415
 
 
-class NotReady(UserError):
-    http_status = 503
-
-
 # Machine-readable names for the UserError subclasses a client can meet.
 _KINDS: dict[type[UserError], str] = {
     UnknownStyle: "unknown_style",
@@ -54,7 +50,6 @@ _KINDS: dict[type[UserError], str] = {
     BodyTooLarge: "body_too_large",
     Unauthorized: "unauthorized",
     UnsupportedMediaType: "unsupported_media_type",
-    NotReady: "not_ready",
     BrokenModel: "broken_model",
 }
 # Rejection reasons counted in restyle_rejections (queue_full and deadline are counted by admission).

@@ -50,7 +50,7 @@ class Metrics:
         self.rejections = Counter(
             "restyle_rejections",
             "Requests refused before or instead of inference, by reason "
-            "(queue_full, deadline, too_large, unauthorized, bad_input, not_ready).",
+            "(queue_full, deadline, disconnected, unauthorized, slow_body, too_large, bad_input).",
             ["reason"],
             registry=r,
         )

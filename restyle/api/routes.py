@@ -24,9 +24,8 @@ from restyle.api.metrics import Metrics
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
-from restyle.imaging import MIME_TYPES, encode_image, normalize_format
-from restyle.runtime import StylizeOptions, processing
-from restyle.runtime.processing import fit_max_size
+from restyle.imaging import MIME_TYPES, encode_image, fit_max_size, normalize_format
+from restyle.runtime import StylizeOptions
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RAW_TYPES = ("image/", "application/octet-stream")
@@ -202,21 +201,13 @@ async def _stylize(
     batcher: MicroBatcher | None = request.app.state.batcher
     if batcher is None:
         body = await admission.run(work, deadline, slot, disconnected=request.is_disconnected)
-    else:  # experimental: see restyle/api/batching.py
+    else:  # experimental: the same options through Stylizer.stylize_many (see restyle/api/batching.py)
         photo = await admission.run(lambda: fit_max_size(service.decode(data, max_size), max_size), deadline, slot)
-        if not batcher.eligible(photo):
-            body = await admission.run(lambda: work(photo), deadline)
-        else:
-            timings["queue"] = time.monotonic() - submitted
-            began = time.perf_counter()
-            stylized = await batcher.network(choice, photo, deadline)
-            timings["inference"] = time.perf_counter() - began
-            body = await admission.run(
-                lambda: encode_image(
-                    processing.finish(stylized, photo, params.strength, params.preserve_color), fmt, params.quality
-                ),
-                deadline,
-            )
+        timings["queue"] = time.monotonic() - submitted
+        began = time.perf_counter()
+        stylized = await batcher.stylize(choice, photo, options, deadline)
+        timings["inference"] = time.perf_counter() - began
+        body = await admission.run(lambda: encode_image(stylized, fmt, params.quality), deadline)
     ms = {k: round(v * 1000, 1) for k, v in timings.items()}
     suffix = "jpg" if fmt == "JPEG" else fmt.lower()
     return Response(

@@ -19,10 +19,9 @@ import numpy as np
 
 from restyle.api.settings import Settings
 from restyle.errors import UnknownStyle, UserError, scrub
-from restyle.imaging import decode_image, encode_image
+from restyle.imaging import decode_image, encode_image, fit_max_size
 from restyle.runtime import Registry, StylizeOptions
 from restyle.runtime.model_info import ModelInfo
-from restyle.runtime.processing import fit_max_size
 from restyle.runtime.stylizer import Stylizer
 
 log = logging.getLogger("restyle.api")
@@ -48,10 +47,8 @@ class StyleService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        models = settings.models
         # bundled=False (tests, private deployments): scan only the models directory.
-        bundled_dir = None if settings.bundled else (models or Path("/nonexistent-restyle-bundle"))
-        self.registry = Registry(user_dir=models, bundled_dir=bundled_dir)
+        self.registry = Registry(user_dir=settings.models, bundled=settings.bundled, cache_dir=settings.cache)
         self._previews: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()

@@ -38,10 +38,24 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class Settings(BaseSettings):
-    """Configuration of ``restyle serve``; each field ``foo`` is read from ``RESTYLE_FOO``."""
+class RuntimeSettings(BaseSettings):
+    """What every front end (CLI, video, live, server) takes from the environment for the runtime.
+
+    The runtime itself reads no environment: ``Registry`` and the providers
+    get these values from their callers. A separate class so that
+    ``restyle stylize`` does not validate (and fail on) server-only variables.
+    """
 
     model_config = SettingsConfigDict(env_prefix="RESTYLE_", extra="ignore", validate_default=True)
+
+    models: Path | None = Field(
+        None, description="Extra directory of .onnx styles (the same RESTYLE_MODELS the CLI reads)."
+    )
+    cache: Path | None = Field(None, description="Cache directory (TensorRT engines); unset = ~/.cache/restyle.")
+
+
+class Settings(RuntimeSettings):
+    """Configuration of ``restyle serve``; each field ``foo`` is read from ``RESTYLE_FOO``."""
 
     # --- where and how to listen -------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
@@ -50,10 +64,7 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = Field(True, description="One structured JSON line per request on the restyle.access logger.")
 
-    # --- models ---------------------------------------------------------------------------------
-    models: Path | None = Field(
-        None, description="Extra directory of .onnx styles (the same RESTYLE_MODELS the CLI reads)."
-    )
+    # --- models (plus ``models`` and ``cache`` from RuntimeSettings) -----------------------------
     bundled: bool = Field(True, description="Also serve the styles bundled with the package.")
     provider: Literal["auto", "cpu", "cuda", "tensorrt"] = "auto"
     default_style: str | None = Field(None, description="Style used when a request names none (default: the first).")

@@ -173,22 +173,39 @@ def export_onnx(
     return ExportResult(output, meta, parity)
 
 
+def untrained_network(arch: str, num_styles: int = 1, seed: int = 0) -> nn.Module:
+    """A seeded, untrained style network whose styles really differ.
+
+    Freshly built, every style of a multi-style network would render
+    identically, and a test of style choice could not fail; so each style
+    after the first gets its own random instance-norm offsets. Only the offsets
+    (beta): a random gain makes an untrained network chaotic enough that
+    float32 rounding differences between backends grow past the parity bound.
+    """
+    from restyle.models.transformer import build_network
+
+    torch.manual_seed(seed)
+    net = build_network(arch, num_styles)
+    if num_styles > 1:
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                if name.endswith("norm.bias"):
+                    p[1:] += 0.3 * torch.randn_like(p[1:])
+    return net
+
+
 def export_untrained(arch: str, output: str | os.PathLike, style_names: list[str] | None = None, seed: int = 0) -> Path:
     """A seeded, untrained network exported with the fast torchscript exporter.
 
     For speed measurements (speed does not depend on the weights) and tests:
     the one place benchmarks and test fixtures get a model without training.
-    The checkpoint is written beside the ONNX file as ``NAME.final.pt``.
+    The checkpoint is written beside the ONNX file as ``NAME.final.pt``; the
+    network is :func:`untrained_network`.
     """
-    import torch
-
     from restyle.models.serialization import save_model
-    from restyle.models.transformer import build_network
 
     output = Path(output)
     names = style_names or [arch]
-    torch.manual_seed(seed)
-    ckpt = save_model(
-        build_network(arch, len(names)), output.with_suffix(".final.pt"), names, {"note": "untrained, seeded"}
-    )
+    net = untrained_network(arch, len(names), seed)
+    ckpt = save_model(net, output.with_suffix(".final.pt"), names, {"note": "untrained, seeded"})
     return export_onnx(ckpt, output, exporter="torchscript").path

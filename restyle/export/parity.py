@@ -24,7 +24,7 @@ import torch
 
 from restyle.errors import UserError
 from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE
-from restyle.imaging import decode_image
+from restyle.imaging import decode_image, resize
 from restyle.models.transformer import StyleNet
 
 FP32_TOLERANCE = 5e-4
@@ -58,7 +58,7 @@ class ParityReport:
 
 def _photo_at(photo: np.ndarray, size: tuple[int, int], stride: int) -> np.ndarray:
     h, w = (max(stride, s // stride * stride) for s in size)
-    return cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+    return resize(photo, h, w, interpolation=cv2.INTER_AREA)  # the parity photos every export has recorded
 
 
 def check_parity(

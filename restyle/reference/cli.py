@@ -142,7 +142,7 @@ def run_gatys(args: argparse.Namespace) -> int:
 
     from restyle.imaging import save_image
     from restyle.reference import gatys
-    from restyle.reference.figures import np_image
+    from restyle.reference.figures import to_hwc
     from restyle.reference.losses import psnr
     from restyle.reference.viz import load
 
@@ -153,7 +153,7 @@ def run_gatys(args: argparse.Namespace) -> int:
 
     def snapshot(name: str, step: int, img: torch.Tensor) -> None:
         if args.save_every and step % args.save_every == 0:
-            save_image(np_image(img), out.with_name(f"{out.stem}_{name}step{step:04d}{out.suffix or '.png'}"))
+            save_image(to_hwc(img), out.with_name(f"{out.stem}_{name}step{step:04d}{out.suffix or '.png'}"))
 
     if args.invert:
         from restyle.reference.inversion import invert
@@ -205,7 +205,7 @@ def run_gatys(args: argparse.Namespace) -> int:
             cfg,
             callback=lambda i, s, im: snapshot(f"s{i}_", s, im),
         )
-    save_image(np_image(r.image), out)
+    save_image(to_hwc(r.image), out)
     print(
         f"loss {r.history[0]['total']:.4g} -> {r.history[-1]['total']:.4g} ({100 * r.reduction():.1f}% lower); wrote {out}"
     )

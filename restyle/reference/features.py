@@ -14,11 +14,20 @@ from restyle.models.vgg import VGGFeatures, layer_names
 
 
 @functools.cache
+def vgg19_features(layers: tuple[str, ...]) -> VGGFeatures:
+    """The reference suite's one VGG19 cache: one frozen trunk per set of returned layers.
+
+    Building a trunk dequantizes the bundled weights (a noticeable pause on a
+    CPU), so every method and figure shares the trunk for its layers.
+    """
+    return VGGFeatures(layers=layers)
+
+
 def vgg_to(layer: str) -> VGGFeatures:
     """A VGG19 trunk cut at ``layer`` (validated with a clear error for unknown names)."""
     if layer not in layer_names("vgg19"):
         raise UserError(f"unknown VGG19 layer {layer!r}; choose one of {', '.join(layer_names('vgg19'))}")
-    return VGGFeatures(layers=(layer,))
+    return vgg19_features((layer,))
 
 
 def vgg_first_filters() -> Tensor:

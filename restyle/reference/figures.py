@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -41,13 +40,6 @@ def to_hwc(image: Tensor | np.ndarray) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
-def rescale(x: Tensor | np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1] (for filters, perturbations and maps whose own scale means nothing to the eye)."""
-    a = x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
-    lo, hi = float(a.min()), float(a.max())
-    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-
-
 def new_figure(width: float, height: float, title: str | None = None) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     if title:
@@ -76,24 +68,6 @@ def grid_axes(fig: Figure | object, n: int, ncols: int) -> list[Axes]:
     return list(axes[:n])
 
 
-def image_grid(
-    images: Sequence[Tensor | np.ndarray],
-    titles: Sequence[str] | None = None,
-    title: str | None = None,
-    ncols: int = 4,
-    cell: float = 2.2,
-    cmap: str | None = None,
-) -> Figure:
-    n = len(images)
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
-    fig = new_figure(cell * ncols, cell * nrows + (0.5 if title else 0), title)
-    for i, ax in enumerate(grid_axes(fig, n, ncols)):
-        kwargs = {"cmap": cmap} if cmap else {}
-        show(ax, images[i], titles[i] if titles else None, **kwargs)
-    return fig
-
-
 def overlay(ax: Axes, image: Tensor | np.ndarray, heat: np.ndarray, title: str | None = None, alpha: float = 0.55):
     """A heat map over a dimmed photo, with a colour bar: how attribution figures are read."""
     show(ax, to_hwc(image) * 0.6 + 0.2, title)
@@ -108,9 +82,4 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DPI) -> Path:
     return path
 
 
-def np_image(x: Tensor) -> np.ndarray:
-    """1x3xHxW tensor -> HxWx3 float array for :func:`restyle.imaging.save_image`."""
-    return to_hwc(x)
-
-
-__all__ = ["image_grid", "new_figure", "overlay", "rescale", "save_figure", "show", "to_hwc", "np_image"]
+__all__ = ["grid_axes", "new_figure", "overlay", "save_figure", "show", "to_hwc"]

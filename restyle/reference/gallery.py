@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restyle.imaging import save_image
+from restyle.imaging import save_image, to_float
 from restyle.reference import figures as fg
 from restyle.reference import gatys, viz
 from restyle.reference.inversion import invert
@@ -40,7 +40,7 @@ def photos() -> dict[str, np.ndarray]:
         "colorwheel",
         "retina",
     )
-    return {n: getattr(d, n)().astype(np.float32) / 255.0 for n in names}
+    return {n: to_float(getattr(d, n)().astype(np.uint8, copy=False)) for n in names}
 
 
 def _folder(tmp: Path, imgs: dict[str, np.ndarray]) -> Path:

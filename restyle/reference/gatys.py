@@ -10,7 +10,6 @@ cheaply and is how high resolutions stay tractable on a CPU.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from restyle.errors import UserError
+from restyle.imaging import long_side_size
 from restyle.models.vgg import VGGFeatures
+from restyle.reference.features import vgg19_features
 from restyle.reference.losses import content_loss, gram_matrix, style_loss, total_variation, transfer_luminance
 from restyle.reference.optim import OptimResult, optimize_image
 
@@ -28,10 +29,9 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 INITS = ("content", "noise")
 
 
-@functools.cache
 def vgg19() -> VGGFeatures:
-    """One shared VGG19 trunk up to relu5_1 (dequantizing the weights takes a moment)."""
-    return VGGFeatures(layers=(*STYLE_LAYERS, CONTENT_LAYER))
+    """The shared VGG19 trunk returning the style and content layers (from the one reference cache)."""
+    return vgg19_features((*STYLE_LAYERS, CONTENT_LAYER))
 
 
 @dataclass
@@ -62,13 +62,13 @@ class GatysConfig:
 
 
 def resize_long(x: Tensor, size: int) -> Tensor:
-    """Resize NCHW so that the longer side is ``size``, keeping the aspect ratio."""
+    """Resize an NCHW tensor so that the longer side is ``size`` (the tensor twin of ``imaging.resize``)."""
     h, w = x.shape[-2:]
-    s = size / max(h, w)
-    hw = (max(1, round(h * s)), max(1, round(w * s)))
+    hw = long_side_size(h, w, size)
     if hw == (h, w):
         return x
-    return F.interpolate(x, size=hw, mode="bilinear", antialias=s < 1, align_corners=False).clamp(0, 1)
+    shrink = hw[0] * hw[1] < h * w  # antialiasing only matters when shrinking
+    return F.interpolate(x, size=hw, mode="bilinear", antialias=shrink, align_corners=False).clamp(0, 1)
 
 
 def style_targets(

@@ -9,20 +9,12 @@ of the figure.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
-from restyle.errors import UserError
-from restyle.models.vgg import VGGFeatures, layer_names
+from restyle.reference.features import vgg_to
 from restyle.reference.losses import content_loss, total_variation
 from restyle.reference.optim import OptimResult, optimize_image
-
-
-@functools.cache
-def _trunk(layer: str) -> VGGFeatures:
-    return VGGFeatures(layers=(layer,))
 
 
 def invert(
@@ -39,9 +31,7 @@ def invert(
     The history's ``feature`` term is the relative feature error (0 is a
     perfect match); ``tv`` the smoothness prior weighted by ``tv_weight``.
     """
-    if layer not in layer_names("vgg19"):
-        raise UserError(f"unknown VGG19 layer {layer!r}; choose one of {', '.join(layer_names('vgg19'))}")
-    net = _trunk(layer)
+    net = vgg_to(layer)  # a UserError for unknown layers
     with torch.no_grad():
         target = net(image)[layer]
     g = torch.Generator().manual_seed(seed)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from restyle.runtime.processing import preserve_color
 
 try:  # one definition of "style" across the product when the training package provides it
     from restyle.train.losses import gram_matrix as _train_gram  # type: ignore[import-not-found]
@@ -62,21 +65,16 @@ def psnr(a: Tensor, b: Tensor) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
-def luminance(x: Tensor) -> Tensor:
-    """Y of YIQ, N x 1 x H x W."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
 def transfer_luminance(stylized: Tensor, content: Tensor) -> Tensor:
-    """Keep the stylized luminance and the content's colour (YIQ chroma), Gatys et al. 2016 'preserving color'."""
-    m = _YIQ.to(stylized)
-    to_yiq = lambda t: torch.einsum("ij,njhw->nihw", m, t)  # noqa: E731
-    s, c = to_yiq(stylized), to_yiq(content)
-    if c.shape[-2:] != s.shape[-2:]:
-        c = F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)
-    yiq = torch.cat([s[:, :1], c[:, 1:]], 1)
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(m), yiq).clamp(0, 1)
+    """Keep the stylized luminance and the content's colour (Gatys et al. 2016, 'preserving color').
+
+    The product's one colour-preservation step, ``runtime.processing.preserve_color``
+    (BT.601 YCbCr), applied to each image of the NCHW batch, so the reference
+    suite and the feed-forward runtime keep colours identically.
+    """
+    if content.shape[-2:] != stylized.shape[-2:]:
+        content = F.interpolate(content, size=stylized.shape[-2:], mode="bilinear", align_corners=False)
+    content = content.expand_as(stylized)
+    hwc = lambda t: t.detach().permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # noqa: E731
+    out = np.stack([preserve_color(s, c) for s, c in zip(hwc(stylized), hwc(content), strict=True)])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(stylized)

@@ -19,12 +19,13 @@ from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from torch import Tensor
 
 from restyle.errors import InputNotFound, UserError
-from restyle.imaging import IMAGE_SUFFIXES, decode_image
+from restyle.imaging import IMAGE_SUFFIXES, decode_image, to_float
 from restyle.models.classifier import class_index, load_classifier, to_input
 from restyle.reference import figures as fg
 from restyle.reference.attribution import GRADIENT_METHODS, Occlusion, predicted
 from restyle.reference.embedding import Embedding
 from restyle.reference.features import Activations, MaxPatches, normalize_filters, vgg_first_filters
+from restyle.reference.gatys import resize_long
 from restyle.reference.generate import ClassVisualization, DeepDream, TargetedAttack, fooling_image
 
 ImageLike = str | os.PathLike | np.ndarray
@@ -33,9 +34,7 @@ Out = str | os.PathLike | None
 
 def load(image: ImageLike, size: int | None = 224) -> Tensor:
     """Path or HxWx3 array -> 1x3xSxS tensor in [0, 1] (``size=None`` keeps the original size)."""
-    arr = decode_image(image) if not isinstance(image, np.ndarray) else image
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
+    arr = decode_image(image) if not isinstance(image, np.ndarray) else to_float(image)
     return to_input(arr, size)
 
 
@@ -97,10 +96,7 @@ def patches(
     """The 9 receptive-field crops that most excite each channel, over a folder (or list) of images."""
     items = folder_images(folder) if isinstance(folder, (str, os.PathLike)) else list(folder)
     images = [load(p, None) for p in items]
-    images = [
-        torch.nn.functional.interpolate(x, scale_factor=size / max(x.shape[-2:]), mode="bilinear", antialias=True)
-        for x in images
-    ]
+    images = [resize_long(x, size) for x in images]
     finder = MaxPatches(layer)
     if not channels:
         with torch.no_grad():  # default: the channels with the strongest single response
@@ -216,7 +212,7 @@ def deepdream(
 ) -> Figure:
     """DeepDream on a VGG19 layer with octaves and jitter."""
     x = load(image, None)
-    x = torch.nn.functional.interpolate(x, scale_factor=size / max(x.shape[-2:]), mode="bilinear", antialias=True)
+    x = resize_long(x, size)
     dd = DeepDream(layer, octaves=octaves, steps=steps)
     y = dd.attribute(x, progress=progress)
     with torch.no_grad():

@@ -56,6 +56,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_styles)
 
 
+def cli_registry(models: str | None) -> Registry:
+    """The registry of a command-line run: ``--models``, else ``$RESTYLE_MODELS``, via the one settings object.
+
+    The runtime reads no environment itself; ``RuntimeSettings`` does, for every front end alike.
+    """
+    from restyle.api.settings import RuntimeSettings
+
+    env = RuntimeSettings()
+    return Registry(user_dir=models or env.models, cache_dir=env.cache)
+
+
 # -- styles -----------------------------------------------------------------
 def _summary_text(summary: dict) -> str:
     parts = [f"{k}={v}" for k, v in summary.items() if isinstance(v, (int, float, str)) and len(str(v)) <= 40]
@@ -64,7 +75,7 @@ def _summary_text(summary: dict) -> str:
 
 def run_styles(args: argparse.Namespace) -> int:
     """One row per style a user can name; a style inside a multi-style model shows that model."""
-    reg = Registry(user_dir=args.models)
+    reg = cli_registry(args.models)
     rows = []
     for name in reg.style_names():
         model, inner = reg.lookup(name)
@@ -202,7 +213,7 @@ def run_stylize(args: argparse.Namespace) -> int:
         style_scale=_parse_scale(args.style_scale),
         style_weights=_parse_weights(args.style_weights),
     )
-    reg = Registry(user_dir=args.models)
+    reg = cli_registry(args.models)
     stylizer, inner_style = reg.resolve_style(args.style, provider=args.device, threads=args.threads)
     if inner_style is not None and options.style_weights is None:  # "--style udnie" inside a multi-style model
         options = dataclasses.replace(options, style_weights=inner_style)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from restyle.imaging import resize
+
 RADIUS = 1  # low-res pixels: small windows keep the stroke texture
 EPS = 1e-3  # regularisation: limits the gain A where the photo is flat (noise, JPEG blocks)
 BAND_ROWS = 256
@@ -57,10 +59,10 @@ def guided_upsample(low: np.ndarray, photo: np.ndarray, radius: int = RADIUS, ep
     """Upsample ``low`` (h, w, 3) to the photo's size, with edges taken from ``photo`` (H, W, 3)."""
     big_h, big_w = photo.shape[:2]
     h, w = low.shape[:2]
-    guide = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+    guide = resize(photo, h, w)
     coefs = guided_coefficients(guide, low, radius, eps)
     out = np.empty((big_h, big_w, 3), np.float32)
-    # Same sampling grid as cv2.resize: pixel centres aligned. Bicubic, because b carries stroke texture.
+    # Same sampling grid as imaging.resize (cv2.resize): pixel centres aligned. Bicubic, because b carries stroke texture.
     xs = ((np.arange(big_w, dtype=np.float32) + 0.5) * (w / big_w) - 0.5).astype(np.float32)
     for y0 in range(0, big_h, BAND_ROWS):
         y1 = min(big_h, y0 + BAND_ROWS)

@@ -1,4 +1,4 @@
-"""Pixel-level pre- and post-processing around the network (numpy/OpenCV, no ONNX).
+"""Pixel-level pre- and post-processing around the network (numpy only, no ONNX; resizing lives in imaging).
 
 Everything here works on ``HxWx3`` float32 RGB in [0, 1] (or NCHW batches for
 padding), the canonical form produced by ``restyle.imaging.decode_image``.
@@ -6,7 +6,6 @@ padding), the canonical form produced by ``restyle.imaging.decode_image``.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 # BT.601 full-range luma/chroma: a linear, exactly invertible transform, so
@@ -15,28 +14,6 @@ _RGB_TO_YCC = np.array(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
 )
 _YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC).astype(np.float32)
-
-
-def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area averaging to shrink (no aliasing), bicubic to enlarge; clipped back to [0, 1]."""
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    shrinking = height * width < h * w
-    out = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-    return out if shrinking else np.clip(out, 0.0, 1.0, out=out)
-
-
-def fit_max_size(image: np.ndarray, max_size: int | None) -> np.ndarray:
-    """Shrink so that the longest side is at most ``max_size`` (never enlarges)."""
-    if max_size is None:
-        return image
-    h, w = image.shape[:2]
-    longest = max(h, w)
-    if longest <= max_size:
-        return image
-    scale = max_size / longest
-    return resize(image, max(1, round(h * scale)), max(1, round(w * scale)))
 
 
 def padded_size(length: int, stride: int, minimum: int) -> int:
@@ -74,7 +51,11 @@ def ycc_to_rgb(ycc: np.ndarray) -> np.ndarray:
 
 
 def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """Luminance from the stylization, chroma from the photo (Gatys et al. 2016, luminance-only transfer)."""
+    """Luminance from the stylization, chroma from the photo (Gatys et al. 2016, luminance-only transfer).
+
+    The only colour-preservation step: the runtime and the reference suite
+    (``reference.losses.transfer_luminance``) both call it.
+    """
     y = stylized @ _RGB_TO_YCC[0]
     ycc = rgb_to_ycc(photo)
     ycc[..., 0] = y
@@ -88,7 +69,7 @@ def blend(stylized: np.ndarray, photo: np.ndarray, strength: float) -> np.ndarra
     return photo + np.float32(strength) * (stylized - photo)
 
 
-def finish(stylized: np.ndarray, photo: np.ndarray, strength: float, keep_colors: bool) -> np.ndarray:
+def postprocess(stylized: np.ndarray, photo: np.ndarray, strength: float, keep_colors: bool) -> np.ndarray:
     """The post-processing after the network, in its one order: colour preservation, then strength."""
     if keep_colors:
         stylized = preserve_color(stylized, photo)

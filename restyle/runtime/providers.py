@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import onnxruntime as ort
 from restyle.errors import UserError
 
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "restyle"  # when the caller's settings name none
 ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 # Photos come in every size. The default EXHAUSTIVE search benchmarks every
@@ -63,8 +63,8 @@ def _preload_cuda_libraries() -> None:
             preload()
 
 
-def _trt_options(precision: str, num_styles: int) -> dict[str, Any]:
-    cache = Path(os.environ.get("RESTYLE_CACHE", Path.home() / ".cache" / "restyle")) / "tensorrt"
+def _trt_options(precision: str, num_styles: int, cache_dir: Path | None) -> dict[str, Any]:
+    cache = (cache_dir or DEFAULT_CACHE_DIR) / "tensorrt"
     cache.mkdir(parents=True, exist_ok=True)
     return {
         "trt_fp16_enable": "1" if precision == "fp16" else "0",
@@ -79,8 +79,13 @@ def _trt_options(precision: str, num_styles: int) -> dict[str, Any]:
     }
 
 
-def provider_list(provider: str, precision: str = "fp32", num_styles: int = 1) -> list[tuple[str, dict[str, Any]]]:
-    """The provider chain to request for ``provider`` (``auto`` resolved to cuda or cpu)."""
+def provider_list(
+    provider: str, precision: str = "fp32", num_styles: int = 1, cache_dir: Path | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The provider chain to request for ``provider`` (``auto`` resolved to cuda or cpu).
+
+    ``cache_dir``: where TensorRT keeps its engines (``RuntimeSettings.cache``; None = ``DEFAULT_CACHE_DIR``).
+    """
     provider = provider.lower()
     if provider not in PROVIDERS:
         raise UserError(f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
@@ -98,7 +103,7 @@ def provider_list(provider: str, precision: str = "fp32", num_styles: int = 1) -
     _preload_cuda_libraries()
     chain: list[tuple[str, dict[str, Any]]] = [(ORT_NAMES["cuda"], dict(CUDA_OPTIONS)), cpu]
     if provider == "tensorrt":
-        chain.insert(0, (ORT_NAMES["tensorrt"], _trt_options(precision, num_styles)))
+        chain.insert(0, (ORT_NAMES["tensorrt"], _trt_options(precision, num_styles, cache_dir)))
     return chain
 
 

@@ -1,8 +1,9 @@
 """Where models come from: bundled in the package, plus a user directory.
 
 Bundled models live in ``restyle/styles/NAME.onnx`` (with an optional model
-card ``NAME.md``); a user directory (``--models DIR`` or ``$RESTYLE_MODELS``)
-adds more and may shadow a bundled name on purpose. Names are validated
+card ``NAME.md``); a user directory (``--models DIR`` or ``$RESTYLE_MODELS``,
+which the caller reads through ``RuntimeSettings``; the registry reads no
+environment) adds more and may shadow a bundled name on purpose. Names are validated
 against a strict pattern before any file-system access, so a style name
 coming from an HTTP request can never reach a path (``../x``, ``/etc``,
 ``a/b``); explicit ``.onnx`` paths are accepted only through ``resolve``,
@@ -22,7 +23,6 @@ from restyle.runtime.model_info import ModelInfo, read_model_info
 from restyle.runtime.stylizer import Stylizer
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "styles"
-ENV_VAR = "RESTYLE_MODELS"
 # The default style when none is named; None means the first bundled model (by name).
 DEFAULT_STYLE: str | None = "starry_night"
 T = TypeVar("T")
@@ -54,11 +54,21 @@ def _broken(path: Path, exc: UserError) -> UserError:
 class Registry:
     """Bundled plus user models, and a cache of one ``Stylizer`` per (model, provider, threads)."""
 
-    def __init__(self, user_dir: str | os.PathLike | None = None, bundled_dir: str | os.PathLike | None = None):
-        self.bundled_dir = Path(bundled_dir) if bundled_dir is not None else BUNDLED_DIR
-        env = os.environ.get(ENV_VAR)
-        chosen = user_dir if user_dir is not None else env
-        self.user_dir = Path(chosen) if chosen else None
+    def __init__(
+        self,
+        user_dir: str | os.PathLike | None = None,
+        bundled_dir: str | os.PathLike | None = None,
+        *,
+        bundled: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        """``user_dir``: extra models (None: none); ``bundled=False`` serves only those (tests, private servers).
+
+        ``cache_dir`` is handed to every ``Stylizer`` (TensorRT engine cache).
+        """
+        self.bundled_dir = None if not bundled else Path(bundled_dir) if bundled_dir is not None else BUNDLED_DIR
+        self.user_dir = Path(user_dir) if user_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         if self.user_dir is not None and not self.user_dir.is_dir():
             raise UserError(f"models directory {self.user_dir} does not exist")
         self._lock = threading.Lock()
@@ -163,7 +173,7 @@ class Registry:
         return info
 
     def infos(self) -> list[ModelInfo]:
-        """Every model; unreadable files are reported by ``broken`` instead of failing the listing."""
+        """Every readable model; an unreadable file is left out of the listing (naming it gives ``BrokenModel``)."""
         out = []
         for name, (path, source) in sorted(self._scan().items()):
             try:
@@ -232,7 +242,7 @@ class Registry:
                 cached = self._cache.get(key)
                 if cached is not None and cached[0] == version:
                     return cached[1]
-            stylizer = Stylizer(path, provider=provider, threads=threads)
+            stylizer = Stylizer(path, provider=provider, threads=threads, cache_dir=self.cache_dir)
             with self._lock:
                 self._cache[key] = (version, stylizer)
             return stylizer

@@ -2,7 +2,9 @@
 
 ``run`` is the raw network (pads to the stride and crops back); ``stylize``
 is the whole photo pipeline: ``max_size`` -> style scale -> network (whole
-or tiled) -> guided upsampling -> ``preserve_color`` -> ``strength``.
+or tiled) -> guided upsampling -> ``preserve_color`` -> ``strength``;
+``stylize_many`` is the same pipeline for several photos, sharing network
+calls (the API's micro-batching calls it, so batching lives here, once).
 
 Thread safety: ``InferenceSession.run`` is safe to call concurrently, the
 tiling sessions are created once under a lock, and no per-call state lives on
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ import onnxruntime as ort
 
 from restyle.errors import UserError
 from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE, OUTPUT_IMAGE
+from restyle.imaging import fit_max_size, resize
 from restyle.runtime import processing, tiling
 from restyle.runtime.guided import guided_upsample
 from restyle.runtime.model_info import ModelInfo, read_model_info
@@ -39,7 +43,13 @@ BAND_ROWS = 512  # post-processing works in row bands to bound temporaries on hu
 class Stylizer:
     """A loaded style model. Construct through ``Registry.get`` to share sessions."""
 
-    def __init__(self, path: str | os.PathLike, provider: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        provider: str = "auto",
+        threads: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
         self.path = Path(path)
         self.info: ModelInfo = read_model_info(self.path)
         meta = self.info.metadata
@@ -51,7 +61,9 @@ class Stylizer:
             raise UserError(f"threads must be at least 1, not {threads}")
         self.threads = threads
         self.requested_provider = provider
-        self._chain = provider_list(provider, meta.precision, meta.num_styles)
+        self._chain = provider_list(
+            provider, meta.precision, meta.num_styles, Path(cache_dir) if cache_dir is not None else None
+        )
         self._session = self._create_session(self.path.read_bytes())
         self._lock = threading.Lock()
         self._tiling: tuple[ort.InferenceSession, ort.InferenceSession, list[str]] | None = None
@@ -95,21 +107,21 @@ class Stylizer:
             return self._tiling
 
     # -- the raw network ----------------------------------------------------
+    def style_vector(self, style_weights: StyleWeights) -> np.ndarray:
+        """Any accepted form of style choice -> this model's ``(S,)`` weights summing to 1.
+
+        The one place a choice becomes weights: a list and an ndarray of the
+        same numbers give the same vector (both are normalised).
+        """
+        return style_vector(style_weights, self.style_names)
+
     def _weights(self, style_weights: StyleWeights, n: int) -> np.ndarray:
+        """``(n, S)`` normalised weights: one row per image, or one choice broadcast to all of them."""
         if isinstance(style_weights, np.ndarray) and style_weights.ndim == 2:
             if style_weights.shape != (n, len(self.style_names)):
                 raise UserError(f"style weights must have shape ({n}, {len(self.style_names)})")
-            return np.ascontiguousarray(style_weights, dtype=np.float32)
-        if style_weights is None:
-            vec = np.zeros(len(self.style_names), np.float32)
-            vec[0] = 1.0
-        elif isinstance(style_weights, np.ndarray):
-            vec = style_weights.astype(np.float32).reshape(-1)  # raw weights: no normalisation, as in PyTorch
-        else:
-            vec = style_vector(style_weights, self.style_names)
-        if vec.shape != (len(self.style_names),):
-            raise UserError(f"expected {len(self.style_names)} style weight(s), got {vec.size}")
-        return np.ascontiguousarray(np.broadcast_to(vec, (n, vec.size)))
+            return np.stack([self.style_vector(row) for row in style_weights])
+        return _rows(self.style_vector(style_weights), n)
 
     def _forward(
         self,
@@ -134,34 +146,59 @@ class Stylizer:
     def run(self, batch: np.ndarray, style_weights: StyleWeights = None) -> np.ndarray:
         """The network on an NCHW float32 [0, 1] batch of any H, W; same shape out.
 
-        ``style_weights``: None (first style), an index or name, ``(S,)`` or ``(N, S)``
-        raw weights (numpy arrays are passed as given, exactly like the PyTorch model).
+        ``style_weights``: None (first style), an index or name, ``{name: weight}``,
+        or ``(S,)`` / ``(N, S)`` weights as a list or ndarray; every form is
+        normalised to sum 1 (per row), so equal numbers mean equal output.
         """
-        n, _, h, w = np.shape(batch)
-        out = self._forward(self._session, batch, self._weights(style_weights, n))[0]
+        return self._run(batch, self._weights(style_weights, np.shape(batch)[0]))
+
+    def _run(self, batch: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``run`` with ``(N, S)`` weights already resolved and normalised (not normalised twice)."""
+        _, _, h, w = np.shape(batch)
+        out = self._forward(self._session, batch, weights)[0]
         return out[:, :, :h, :w]
 
     # -- the photo pipeline -------------------------------------------------
     def stylize(self, image: np.ndarray, options: StylizeOptions | None = None) -> np.ndarray:
         """Stylize an ``HxWx3`` float32 RGB [0, 1] photo; returns the same form (size per ``max_size``)."""
         options = options or StylizeOptions()
-        image = np.asarray(image, dtype=np.float32)
-        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-            raise UserError(f"expected an HxWx3 RGB image, got shape {image.shape}")
-        photo = processing.fit_max_size(image, options.max_size)
+        photo = _fitted(image, options)
         if options.strength == 0:
             return photo.copy()
-        vec = style_vector(options.style_weights, self.style_names)
+        vec = self.style_vector(options.style_weights)
         h, w = photo.shape[:2]
         scale = options.scale_for(h, w)
         net_h, net_w = max(1, round(h / scale)), max(1, round(w / scale))
-        stylized = self._network(processing.resize(photo, net_h, net_w), vec, options.tile)
+        stylized = self._network(resize(photo, net_h, net_w), vec, options.tile)
         if (net_h, net_w) != (h, w):
-            stylized = guided_upsample(stylized, photo) if scale > 1 else processing.resize(stylized, h, w)
-        for y0 in range(0, h, BAND_ROWS):
-            band = slice(y0, min(h, y0 + BAND_ROWS))
-            stylized[band] = processing.finish(stylized[band], photo[band], options.strength, options.preserve_color)
-        return stylized
+            stylized = guided_upsample(stylized, photo) if scale > 1 else resize(stylized, h, w)
+        return _postprocess(stylized, photo, options)
+
+    def stylize_many(self, images: Sequence[np.ndarray], options: Sequence[StylizeOptions]) -> list[np.ndarray]:
+        """``[stylize(images[i], options[i]) ...]``, sharing network calls where it can (micro-batching).
+
+        Photos whose network input is the photo itself (no style scaling, no
+        tiling) and of the same size are stacked into one network call; any
+        other photo takes ``stylize`` on its own. Pre- and post-processing are
+        those of ``stylize``, so every option is honoured on either path.
+        """
+        if len(images) != len(options):
+            raise UserError(f"{len(images)} image(s) but {len(options)} option set(s)")
+        out: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for i, (image, opts) in enumerate(zip(images, options)):
+            photo = _fitted(image, opts)
+            h, w = photo.shape[:2]
+            if opts.strength == 0 or opts.scale_for(h, w) != 1 or self.tile_size(h, w, opts.tile) is not None:
+                out[i] = self.stylize(photo, opts)
+            else:
+                groups.setdefault((h, w), []).append((i, photo, self.style_vector(opts.style_weights)))
+        for members in groups.values():
+            batch = np.concatenate([processing.to_nchw(photo) for _, photo, _ in members])
+            result = self._run(batch, np.stack([vec for _, _, vec in members]))
+            for (i, photo, _), one in zip(members, result):
+                out[i] = _postprocess(processing.from_nchw(one[None]), photo, options[i])
+        return [o for o in out if o is not None]
 
     def tile_size(self, height: int, width: int, tile: int | str | None) -> int | None:
         """The tile size the network input of this size will use, or None for one pass."""
@@ -175,16 +212,14 @@ class Stylizer:
         h, w = image.shape[:2]
         size = self.tile_size(h, w, tile)
         if size is None:
-            return processing.from_nchw(self.run(processing.to_nchw(image), vec))
+            return processing.from_nchw(self._run(processing.to_nchw(image), _rows(vec, 1)))
         return self.stylize_tiled(image, vec, size)
 
     def thumbnail_stats(self, image: np.ndarray, vec: np.ndarray) -> dict[str, np.ndarray]:
         """Instance-norm statistics of every layer, measured on a thumbnail of ``image``."""
         stats_session, _, names = self._tiling_sessions()
-        h, w = image.shape[:2]
-        k = min(1.0, THUMBNAIL_SIDE / max(h, w))
-        thumb = processing.resize(image, max(1, round(h * k)), max(1, round(w * k)))
-        values = self._forward(stats_session, processing.to_nchw(thumb), self._weights(vec, 1), outputs=names)
+        thumb = fit_max_size(image, THUMBNAIL_SIDE)
+        values = self._forward(stats_session, processing.to_nchw(thumb), _rows(vec, 1), outputs=names)
         return dict(zip(names, values, strict=True))
 
     def stylize_tiled(self, image: np.ndarray, vec: np.ndarray, tile: int) -> np.ndarray:
@@ -194,7 +229,7 @@ class Stylizer:
         stats = self.thumbnail_stats(image, vec)
         _, apply_session, _ = self._tiling_sessions()
         h, w = image.shape[:2]
-        weights = self._weights(vec, 1)
+        weights = _rows(vec, 1)
         out = np.zeros((h, w, 3), np.float32)
         total = np.zeros((h, w, 1), np.float32)
         for win in tiling.plan(h, w, tile, overlap, self.stride):
@@ -206,3 +241,25 @@ class Stylizer:
             total[win.y0 : win.y1, win.x0 : win.x1] += wt
         out /= total
         return out
+
+
+def _fitted(image: np.ndarray, options: StylizeOptions) -> np.ndarray:
+    """The validated photo at its output size (``max_size``)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise UserError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    return fit_max_size(image, options.max_size)
+
+
+def _postprocess(stylized: np.ndarray, photo: np.ndarray, options: StylizeOptions) -> np.ndarray:
+    """Colour preservation and strength, in row bands so temporaries stay small on huge photos."""
+    h = photo.shape[0]
+    for y0 in range(0, h, BAND_ROWS):
+        band = slice(y0, min(h, y0 + BAND_ROWS))
+        stylized[band] = processing.postprocess(stylized[band], photo[band], options.strength, options.preserve_color)
+    return stylized
+
+
+def _rows(vec: np.ndarray, n: int) -> np.ndarray:
+    """One resolved ``(S,)`` vector as the network's ``(n, S)`` style input."""
+    return np.ascontiguousarray(np.broadcast_to(vec, (n, vec.size)), dtype=np.float32)

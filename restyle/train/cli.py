@@ -96,35 +96,37 @@ ADD_STYLE_DEFAULTS = {
 }
 
 
-_FIELDS = [
-    "style_images",
-    "data",
-    "out",
-    "arch",
-    "steps",
-    "batch_size",
-    "image_size",
-    "style_size",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "temporal_weight",
-    "content_layer",
-    "vgg_weights",
-    "init",
-    "base",
-    "stop_when_flat",
-    "identity_steps",
-    "lr",
-    "lr_schedule",
-    "lr_min_fraction",
-    "checkpoint_every",
-    "sample_every",
-    "log_every",
-    "seed",
-    "device",
-    "num_workers",
-]
+# TrainConfig fields set by a flag of another name or shape; every other field is the flag of its own name.
+DERIVED_FIELDS = {
+    "style_layers": "--style-layers",
+    "style_layer_weights": "--style-layers",
+    "amp": "--no-amp",
+    "style_name": "--name",
+}
+
+
+def config_values(args: argparse.Namespace) -> dict[str, object]:
+    """The ``TrainConfig`` values the user gave, one per field of the model.
+
+    The field list comes from ``TrainConfig`` itself, so a new field cannot be
+    silently dropped (an ``--init`` once was, from a hand-written list): a field
+    without a flag of its own name fails here loudly, and in the tests.
+    """
+    from restyle.train.config import TrainConfig
+
+    values: dict[str, object] = {}
+    for name in TrainConfig.model_fields:
+        if name in DERIVED_FIELDS:
+            continue
+        if not hasattr(args, name):
+            raise RuntimeError(f"TrainConfig.{name} has no 'restyle train' flag; add --{name.replace('_', '-')}")
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    if args.style_layers:
+        values.update(parse_style_layers(args.style_layers))
+    if args.no_amp:
+        values["amp"] = False
+    return values
 
 
 def parse_style_layers(text: str) -> dict[str, list]:
@@ -168,11 +170,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--style-image is required (or --add-style IMG for a new style on a trained base)")
         if args.data is None or args.out is None:
             raise UserError("--data and --out are required")
-        values.update({k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None})
-        if args.style_layers:
-            values.update(parse_style_layers(args.style_layers))
-        if args.no_amp:
-            values["amp"] = False
+        values.update(config_values(args))
         try:
             cfg = TrainConfig(**values)
         except ValidationError as exc:

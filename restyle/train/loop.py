@@ -337,7 +337,8 @@ class Trainer:
             for k, v in terms.items():
                 self.writer.add_scalar(f"loss/{k}", v, self.step)
 
-    def finish(self) -> Path | None:
+    def write_final_model(self) -> Path | None:
+        """Save ``final.pt`` and ``summary.json`` (main process only; others return None)."""
         if not self.dist.is_main:
             return None
         cfg = self.cfg
@@ -426,7 +427,7 @@ class Trainer:
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, previous_term)
         bar.close()
-        final = self.finish()
+        final = self.write_final_model()
         if self.dist.is_main:
             skipped = len(self.bad_indices) + len(self.dataset.skipped_on_scan)
             if skipped:

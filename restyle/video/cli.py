@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from restyle.runtime.registry import Registry
+    from restyle.runtime.cli import cli_registry
     from restyle.video.io import probe
     from restyle.video.stylize import expected_frames, stylize_video
 
@@ -67,9 +67,7 @@ def run_video(args: argparse.Namespace) -> int:
     if source.exists() and target.exists() and source.resolve() == target.resolve():
         raise UserError("the output must not be the input")
     info = probe(source)
-    stylizer, inner = Registry(user_dir=args.models).resolve_style(
-        args.style, provider=args.device, threads=args.threads
-    )
+    stylizer, inner = cli_registry(args.models).resolve_style(args.style, provider=args.device, threads=args.threads)
     options = StylizeOptions(
         strength=args.strength, preserve_color=args.preserve_color, max_size=args.max_size, style_weights=inner
     )

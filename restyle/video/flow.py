@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from restyle.imaging import to_uint8
+from restyle.imaging import resize, to_uint8
 
 FLOW_MAX_SIDE = 480  # flow is computed with the long side at most this, then upsampled
 
@@ -51,9 +51,9 @@ class FlowEstimator:
         h, w = a.shape[:2]
         k = min(1.0, self.max_side / max(h, w))
         if k < 1.0:
-            size = (max(8, round(w * k)), max(8, round(h * k)))
-            a_s = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
-            b_s = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
+            size = (max(8, round(h * k)), max(8, round(w * k)))
+            a_s = resize(a, *size, interpolation=cv2.INTER_AREA)
+            b_s = resize(b, *size, interpolation=cv2.INTER_AREA)
         else:
             a_s, b_s = a, b
         if self._dis is not None:
@@ -62,7 +62,7 @@ class FlowEstimator:
             flow = cv2.calcOpticalFlowFarneback(a_s, b_s, None, 0.5, 4, 15, 3, 5, 1.2, 0)
         if k < 1.0:
             sy, sx = h / a_s.shape[0], w / a_s.shape[1]
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+            flow = resize(flow, h, w, interpolation=cv2.INTER_LINEAR)  # a vector field: linear, unclipped
             flow[..., 0] *= sx
             flow[..., 1] *= sy
         return flow.astype(np.float32, copy=False)

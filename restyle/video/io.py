@@ -32,6 +32,7 @@ import av
 import numpy as np
 
 from restyle.errors import InputNotFound, UserError
+from restyle.imaging import long_side_size
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +255,7 @@ def read_frames(
 def even_size(width: int, height: int, max_size: int | None = None) -> tuple[int, int]:
     """The output size: shrunk to ``max_size`` on the long side (never enlarged), both sides even."""
     if max_size is not None and max(width, height) > max_size:
-        scale = max_size / max(width, height)
-        width, height = max(2, round(width * scale)), max(2, round(height * scale))
+        height, width = long_side_size(height, width, max_size)
     return max(2, width // 2 * 2), max(2, height // 2 * 2)
 
 

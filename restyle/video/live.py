@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from restyle.errors import UserError
-from restyle.imaging import to_float, to_uint8
+from restyle.imaging import resize, to_float, to_uint8
 
 WINDOW = "restyle live"
 
@@ -79,11 +79,12 @@ def run_live(
 ) -> int:
     import cv2
 
-    from restyle.runtime import Registry, StylizeOptions
+    from restyle.runtime import StylizeOptions
+    from restyle.runtime.cli import cli_registry
     from restyle.video.stabilize import Stabilizer
 
     check_gui()
-    registry = Registry(user_dir=models)
+    registry = cli_registry(models)
     names = registry.style_names()
     current, inner = registry.resolve_style(style, provider=device)  # fail on a bad style before the camera
     index = names.index(style) if style in names else -1
@@ -103,7 +104,7 @@ def run_live(
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
             out = current.stylize(to_float(rgb), options)
             if stabilizer is not None:
-                small = cv2.resize(rgb, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
+                small = resize(rgb, *out.shape[:2])
                 out = stabilizer(small, out)
             view = cv2.cvtColor(to_uint8(out), cv2.COLOR_RGB2BGR)
             now = time.perf_counter()

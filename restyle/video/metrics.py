@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from restyle.imaging import to_float
+from restyle.imaging import fit_max_size, to_float
 from restyle.video.flow import FlowEstimator, consistency_mask, to_gray, warp
 
 
@@ -73,7 +73,6 @@ class StyleLoss:
         import torch
 
         from restyle.models.vgg import VGGFeatures
-        from restyle.runtime.processing import fit_max_size
         from restyle.train.config import DEFAULT_STYLE_LAYERS
         from restyle.train.losses import gram_matrix
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from restyle.imaging import to_uint8
+from restyle.imaging import resize, to_uint8
 from restyle.video.flow import FlowEstimator, consistency_mask, to_gray, warp
 
 
@@ -44,7 +44,7 @@ class StabilizeConfig:
 
 
 def _histogram(rgb: np.ndarray) -> np.ndarray:
-    small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA)
+    small = resize(rgb, 36, 64, interpolation=cv2.INTER_AREA)  # area even for tiny frames, as always
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
     return cv2.normalize(hist, hist).flatten()

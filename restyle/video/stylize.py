@@ -1,9 +1,11 @@
 """Stylize a whole video file: the one entry point shared by the CLI, the job worker and the benchmarks.
 
 Frames go through ``Stylizer.stylize`` with the caller's ``StylizeOptions``,
-exactly like photos (one pre/post-processing implementation); only the
-resize to the output size happens here, once per frame in the decode thread,
-because the encoder needs one fixed, even size before the first frame.
+exactly like photos (one pre/post-processing implementation). The output
+size is fixed here, before the first frame, because the encoder needs one
+even size: FFmpeg's scaler shrinks each frame to it while decoding
+(``read_frames(size=...)``), and ``imaging.resize`` only catches a frame that
+still differs. Each frame is converted uint8 -> float once, for the network.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ import numpy as np
 
 from restyle.atomic import atomic_path
 from restyle.errors import UserError
-from restyle.imaging import to_float, to_uint8
+from restyle.imaging import resize, to_float, to_uint8
 from restyle.runtime import StylizeOptions, Stylizer
-from restyle.runtime.processing import resize
 from restyle.video.io import Frame, VideoInfo, VideoWriter, even_size, probe, read_frames
 from restyle.video.pipeline import Pipeline
 from restyle.video.stabilize import StabilizeConfig, Stabilizer
@@ -97,7 +98,7 @@ def stylize_video(
     def frames() -> Iterator[Frame]:
         for frame in read_frames(info, start, duration, size=(width, height)):
             if frame.rgb.shape[:2] != (height, width):
-                frame.rgb = to_uint8(resize(to_float(frame.rgb), height, width))
+                frame.rgb = resize(frame.rgb, height, width)  # still uint8: converted to float once, below
             yield frame
 
     def stylize(frame: Frame) -> tuple[Frame, np.ndarray]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -44,22 +43,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``duo`` (one model holding two styles: ink, fire) and ``mosaic`` (a single-style model): three styles."""
-    from restyle.export.onnx_export import export_onnx
-    from restyle.models.serialization import save_model
-    from restyle.models.transformer import build_network
+    from restyle.export.onnx_export import export_untrained
 
     root = tmp_path_factory.mktemp("api-models")
-    work = tmp_path_factory.mktemp("api-train")
-    torch.manual_seed(0)
-    duo = build_network("fast", 2)
-    with torch.no_grad():  # give "fire" its own norm offsets, so the two styles really differ
-        for name, p in duo.named_parameters():
-            if name.endswith("norm.bias"):
-                p[1:] += 0.3 * torch.randn_like(p[1:])
-    save_model(duo, work / "final.pt", ["ink", "fire"], {"note": "random test network"})
-    export_onnx(work / "final.pt", root / "duo.onnx", exporter="torchscript")
-    save_model(build_network("fast", 1), work / "mosaic.pt", ["mosaic"], {"note": "random test network"})
-    export_onnx(work / "mosaic.pt", root / "mosaic.onnx", exporter="torchscript")
+    work = tmp_path_factory.mktemp("api-train")  # the checkpoints stay out of the models directory
+    for name, styles, seed in (("duo", ["ink", "fire"], 0), ("mosaic", ["mosaic"], 1)):
+        export_untrained("fast", work / f"{name}.onnx", styles, seed=seed).rename(root / f"{name}.onnx")
     return root
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -308,8 +309,19 @@ def test_cors_closed_by_default_and_configurable(make_client) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_binds_loopback_by_default(make_settings) -> None:
-    assert make_settings().host == "127.0.0.1"
+def test_binds_loopback_by_default(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``restyle serve`` hands uvicorn: loopback unless a host is asked for."""
+    import uvicorn
+
+    from restyle.cli import main
+
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append(kw))
+    monkeypatch.setenv("RESTYLE_BUNDLED", "false")
+    monkeypatch.setenv("RESTYLE_WARMUP", "false")
+    assert main(["serve", "--models", str(models_dir)]) == 0
+    assert main(["serve", "--models", str(models_dir), "--host", "0.0.0.0"]) == 0
+    assert [c["host"] for c in calls] == ["127.0.0.1", "0.0.0.0"]
 
 
 # -- observability ----------------------------------------------------------------------------

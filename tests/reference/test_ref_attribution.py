@@ -39,12 +39,22 @@ def test_occlusion_map_is_lowest_on_the_face(classifier, chelsea):
     assert m.shape == chelsea.shape[-2:]
 
 
-def test_gradient_mass_is_on_the_cat(maps):
-    # Plain gradients are noisy (ratio about 1.3); guided backprop concentrates far more (about 7).
-    for name, ratio in (("Saliency", 1.2), ("GuidedBackprop", 3.0)):
-        a = maps[name]
-        assert a.shape == (224, 224) and (a >= 0).all()
-        assert a[FACE].mean() > ratio * a[BACKGROUND].mean(), name
+def test_gradient_mass_is_on_the_cat(maps, classifier, chelsea):
+    """Guided backprop's mass is on the cat's face, and follows the cat rather than the position.
+
+    Measured: face/background 4.3x; greying out the face removes 4.4x of the
+    mass there. Plain gradients are too noisy for either claim (1.3x, and grey
+    pixels get *more* gradient than the face had), so for them only the
+    direction is checked: more on the face than on the background.
+    """
+    for name in maps:
+        assert maps[name].shape == (224, 224) and (maps[name] >= 0).all()
+    guided, plain = maps["GuidedBackprop"], maps["Saliency"]
+    assert guided[FACE].mean() > 3.0 * guided[BACKGROUND].mean()
+    assert plain[FACE].mean() > plain[BACKGROUND].mean()
+    cat = predicted(classifier, chelsea)
+    without_face = GuidedBackprop(classifier).attribute(_occlude(chelsea, FACE), cat)
+    assert guided[FACE].mean() > 2.5 * without_face[FACE].mean()
 
 
 def test_guided_backprop_differs_from_plain_gradient(maps):

@@ -5,6 +5,7 @@ from restyle.errors import UserError
 from restyle.reference import gatys
 from restyle.reference.inversion import invert
 from restyle.reference.losses import gram_matrix, psnr, transfer_luminance
+from restyle.runtime.processing import rgb_to_ycc
 
 from .conftest import photo
 
@@ -39,8 +40,14 @@ def test_inversion_from_relu2_2_reconstructs_the_photo():
 def test_preserve_color_keeps_content_chroma():
     c, s = photo("chelsea", 32), photo("coffee", 32)
     out = transfer_luminance(s, c)
-    lum = lambda t: (t * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)  # noqa: E731
-    assert torch.allclose(lum(out), lum(s).clamp(0, 1), atol=0.05)
+    ycc = lambda t: torch.from_numpy(rgb_to_ycc(t[0].permute(1, 2, 0).numpy()))  # noqa: E731
+    # Where no channel had to be clipped, chroma is the content's and luminance the stylization's.
+    unclipped = ((out > 1e-4) & (out < 1 - 1e-4)).all(1)[0]
+    assert unclipped.float().mean() > 0.5
+    assert torch.allclose(ycc(out)[..., 1:][unclipped], ycc(c)[..., 1:][unclipped], atol=1e-4)
+    assert torch.allclose(ycc(out)[..., 0][unclipped], ycc(s)[..., 0][unclipped], atol=1e-4)
+    # And it is not the identity: the content's own luminance is gone.
+    assert not torch.allclose(ycc(out)[..., 0], ycc(c)[..., 0], atol=0.05)
 
 
 def test_bad_settings_are_user_errors():
@@ -50,3 +57,10 @@ def test_bad_settings_are_user_errors():
         invert(photo("chelsea", 32), "relu9_9", steps=1, progress=False)
     with pytest.raises(UserError):
         gatys.style_targets(gatys.vgg19(), [photo("coffee", 32)], [0.5, 0.5], 32)
+
+
+def test_the_reference_suite_shares_one_vgg_cache():
+    from restyle.reference.features import vgg19_features, vgg_to
+
+    assert gatys.vgg19() is gatys.vgg19() is vgg19_features((*gatys.STYLE_LAYERS, gatys.CONTENT_LAYER))
+    assert vgg_to("relu2_2") is vgg19_features(("relu2_2",))  # what inversion and the figures use

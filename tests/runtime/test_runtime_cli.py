@@ -12,9 +12,10 @@ from PIL import Image
 
 from restyle.cli import main
 from restyle.errors import UnknownStyle
-from restyle.imaging import decode_image
-from restyle.runtime import Registry
+from restyle.imaging import decode_image, to_uint8
+from restyle.runtime import Registry, StylizeOptions
 from restyle.runtime import registry as registry_module
+from restyle.runtime.cli import cli_registry
 from tests.conftest import SAMPLE_PHOTO
 from tests.export.models import exported
 
@@ -103,6 +104,19 @@ def test_single_file_to_named_output(tmp_path: Path, models: Path) -> None:
     assert _stylize(models, str(photo), "-o", str(target), *args) == 0
     assert Image.open(target).format == "WEBP"
     assert not list(tmp_path.glob(".*.tmp*"))  # atomic writes leave no temporary files
+    # Every one of the four options reaches the runtime: the lossless output is exactly the
+    # runtime's result with all four, and differs from the result with any one of them left out.
+    lossless = tmp_path / "result.png"
+    assert _stylize(models, str(photo), "-o", str(lossless), *args) == 0
+    got = np.asarray(Image.open(lossless).convert("RGB"))
+    stylizer = Registry(user_dir=models).get("mosaic", provider="cpu")
+    image = decode_image(photo)
+    given = {"strength": 0.5, "preserve_color": True, "style_scale": 2, "style_weights": {"stripes": 1, "dots": 1}}
+    assert np.array_equal(got, to_uint8(stylizer.stylize(image, StylizeOptions(**given))))
+    for name in given:
+        without = {k: v for k, v in given.items() if k != name}
+        other = to_uint8(stylizer.stylize(image, StylizeOptions(**without)))
+        assert np.abs(other.astype(int) - got).max() > 2, f"--{name.replace('_', '-')} made no difference"
 
 
 def test_registry_names_are_validated(models: Path, tmp_path: Path, monkeypatch) -> None:
@@ -124,7 +138,9 @@ def test_registry_names_are_validated(models: Path, tmp_path: Path, monkeypatch)
     assert info.size_bytes == (models / "mosaic.onnx").stat().st_size and info.summary["epochs"] == 2
     assert reg.get("mosaic", provider="cpu") is reg.get("mosaic", provider="cpu")  # one session per model
     monkeypatch.setenv("RESTYLE_MODELS", str(models))
-    assert "mosaic" in Registry(bundled_dir=bundled).names()
+    assert "mosaic" not in Registry(bundled_dir=bundled).names()  # the runtime reads no environment...
+    assert "mosaic" in cli_registry(None).names()  # ...the command line takes it from the settings object
+    assert Registry(user_dir=models, bundled=False).names() == ["mosaic"]  # an explicit flag, no sentinel path
 
 
 def test_styles_listing(models: Path, capsys) -> None:

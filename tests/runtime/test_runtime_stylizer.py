@@ -9,7 +9,7 @@ import pytest
 from skimage import data
 
 from restyle.errors import UserError
-from restyle.imaging import decode_image
+from restyle.imaging import decode_image, resize
 from restyle.runtime import ProviderUnavailable, StylizeOptions, Stylizer, processing
 from restyle.runtime.guided import guided_upsample
 from restyle.runtime.options import style_vector
@@ -47,6 +47,33 @@ def test_style_weights_select_and_blend(stylizer: Stylizer) -> None:
         style_vector("nope", stylizer.style_names)
     with pytest.raises(UserError):
         style_vector([1.0, -1.0], stylizer.style_names)
+
+
+def test_a_list_and_an_ndarray_of_the_same_weights_give_the_same_output(stylizer: Stylizer) -> None:
+    x = np.random.default_rng(2).random((2, 3, 40, 40), dtype=np.float32)
+    expected = stylizer.run(x, [1, 1])
+    np.testing.assert_array_equal(stylizer.run(x, np.array([1, 1])), expected)
+    np.testing.assert_array_equal(stylizer.run(x, np.array([[1, 1], [2, 2]])), expected)  # per row too
+    np.testing.assert_array_equal(stylizer.run(x, {"stripes": 3, "dots": 3}), expected)
+    with pytest.raises(UserError, match="non-negative"):
+        stylizer.run(x, np.array([[1, 1], [0, 0]]))
+
+
+def test_stylize_many_equals_stylize_one_by_one(stylizer: Stylizer, photo: np.ndarray) -> None:
+    small = resize(photo, 48, 72)
+    images = [small, small, resize(photo, 40, 40), small, small]
+    options = [
+        StylizeOptions(style_weights="stripes", strength=0.8, preserve_color=True),
+        StylizeOptions(style_weights="dots"),  # same size as the first: one network call for both
+        StylizeOptions(),
+        StylizeOptions(style_scale=2),  # rescaled: takes stylize on its own
+        StylizeOptions(strength=0.0, max_size=36),
+    ]
+    many = stylizer.stylize_many(images, options)
+    for image, opts, got in zip(images, options, many, strict=True):
+        np.testing.assert_allclose(got, stylizer.stylize(image, opts), atol=1e-5)
+    with pytest.raises(UserError):
+        stylizer.stylize_many(images, options[:2])
 
 
 def test_strength_zero_returns_the_original(stylizer: Stylizer, photo: np.ndarray) -> None:
@@ -95,8 +122,8 @@ def test_style_scale_upsamples_with_photo_edges(stylizer: Stylizer, photo: np.nd
     np.testing.assert_allclose(auto, stylizer.stylize(photo), atol=1e-6)
     # A stand-in stylization that follows the photo: guided upsampling restores edges bicubic loses.
     h, w = photo.shape[0] // 2, photo.shape[1] // 2
-    low = processing.resize(photo, h, w)
-    bicubic = processing.resize(low, *photo.shape[:2])
+    low = resize(photo, h, w)
+    bicubic = resize(low, *photo.shape[:2])
     guided = guided_upsample(low, photo)
     assert np.abs(guided - photo).mean() < 0.5 * np.abs(bicubic - photo).mean()
 

@@ -95,3 +95,27 @@ def test_init_flag_reaches_the_config(capsys, style_image: Path, photo_dir: Path
     assert main(["train", *args, "--out", str(tmp_path / "b"), "--init", str(first)]) == 0
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["init"] == str(first)
+
+
+def test_every_config_field_has_a_flag_and_reaches_the_config(tmp_path: Path) -> None:
+    from restyle.cli import build_parser
+    from restyle.train.cli import DERIVED_FIELDS, config_values
+    from restyle.train.config import TrainConfig
+
+    parser = build_parser("train")
+    base = ["train", "--style-image", "s.jpg", "--data", "d", "--out", "o"]
+    defaults = config_values(parser.parse_args(base))  # raises for a field without a flag
+    assert set(defaults) == {"style_images", "data", "out"}
+    # Each field's own flag lands in that field (the list is the model's, not a copy of it).
+    for name, field in TrainConfig.model_fields.items():
+        if name in DERIVED_FIELDS or name in ("style_images", "data", "out"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        value = {int: "7", float: "0.5"}.get(field.annotation, "x")  # type: ignore[call-overload]
+        if name == "lr_schedule":
+            value = "constant"
+        got = config_values(parser.parse_args([*base, flag, value]))
+        assert name in got, f"{flag} did not reach TrainConfig.{name}"
+    got = config_values(parser.parse_args([*base, "--style-layers", "relu1_1:2,relu2_1", "--no-amp"]))
+    assert got["style_layers"] == ["relu1_1", "relu2_1"] and got["style_layer_weights"] == [2.0, 1.0]
+    assert got["amp"] is False

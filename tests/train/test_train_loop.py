@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from restyle.models.layers import StyleNorm
 from restyle.models.serialization import load_model
 from restyle.train import checkpoint as ckpt
 from restyle.train.config import TrainConfig
@@ -114,6 +115,12 @@ def test_multi_style_network_trains_every_style(photo_dir: Path, style_image: Pa
     final = trainer.run()
     net, record = load_model(final)
     assert net.num_styles == 2 and record["style_names"] == ["stripes", "flat"]
+    # Each style's own instance-norm parameters moved from their initial (1, 0): every style was trained.
+    norms = [m for m in net.modules() if isinstance(m, StyleNorm)]
+    assert norms
+    for s in range(2):
+        moved = max(float((m.weight[s] - 1).abs().max()) + float(m.bias[s].abs().max()) for m in norms)
+        assert moved > 1e-4, f"style {s} ({record['style_names'][s]}) was never trained"
 
 
 def test_temporal_loss_is_reported_when_enabled(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:

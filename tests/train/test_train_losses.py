@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from restyle.imaging import decode_image
+from restyle.imaging import decode_image, fit_max_size
 from restyle.models.transformer import build_network
 from restyle.models.vgg import VGGFeatures
-from restyle.runtime.processing import fit_max_size
 from restyle.train.config import DEFAULT_STYLE_LAYERS, TrainConfig
 from restyle.train.losses import content_loss, gram_matrix, style_layer_losses, style_loss, total_variation
 from tests.conftest import REPO, SAMPLE_PHOTO
