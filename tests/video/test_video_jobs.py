@@ -258,3 +258,25 @@ def test_a_failed_job_reports_no_server_paths(models_dir: Path, tmp_path: Path) 
         assert str(tmp_path) not in str(body) and "/jobs/" not in str(body), body
     finally:
         service.close()
+
+
+def test_a_video_corrupt_mid_stream_fails_alone_and_the_next_job_succeeds(models_dir: Path, tmp_path: Path) -> None:
+    """Regression (issue 13): the corrupt job's stage error once set the worker's stop event, so every later
+    job stayed queued forever. Now the corrupt job fails with a clear error and the good one after it succeeds."""
+    from tests.video.clips import corrupt_midstream, moving_scene, write_clip
+
+    good = write_clip(tmp_path / "good.mp4", moving_scene(48, 64, 48), fps=12, audio=False)
+    bad = corrupt_midstream(good, tmp_path / "bad.mp4")
+    client, service = make(models_dir, tmp_path / "jobs")
+    try:
+        video = {"content-type": "video/mp4"}
+        r_bad = client.post("/v1/jobs/video?style=tiny&stabilize=false", content=bad.read_bytes(), headers=video)
+        assert r_bad.status_code == 202, r_bad.text  # the header and first frames are fine: accepted
+        r_good = client.post("/v1/jobs/video?style=tiny&stabilize=false", content=good.read_bytes(), headers=video)
+        assert r_good.status_code == 202, r_good.text
+        failed = wait(client, r_bad.json()["id"])
+        assert failed["state"] == "failed" and "decoded at frame" in failed["error"], failed
+        done = wait(client, r_good.json()["id"], timeout=30)
+        assert done["state"] == "succeeded" and done["frames_done"] == 48, done
+    finally:
+        service.close()
