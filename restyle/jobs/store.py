@@ -25,9 +25,9 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,6 @@ class Job:
     worker: str | None = None  # "host:pid" of the process running it
     lease_until: float | None = None
     result_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def progress(self) -> float:
@@ -202,15 +201,6 @@ class JobStore:
         job = self.get(job_id)
         if job is None:
             raise JobNotFound(f"no such job: {job_id}")
-        return job
-
-    def update(self, job_id: str, change: Callable[[Job], None]) -> Job | None:
-        """Read, change and write one record (the callers that write a given field never race: see the module doc)."""
-        job = self.get(job_id)
-        if job is None:
-            return None
-        change(job)
-        self.put(job)
         return job
 
     def all(self) -> list[Job]:

@@ -124,6 +124,7 @@ def start_server(models_dir: Path, env: dict[str, str] | None = None, timeout: f
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESTYLE_")}
     full_env.update({"RESTYLE_BUNDLED": "false", "RESTYLE_MAX_SIZE": "128", "RESTYLE_PREVIEW_SIZE": "64"})
     full_env["RESTYLE_STORAGE_ROOT"] = tempfile.mkdtemp(prefix="restyle-test-jobs-")  # the job queue's files
+    full_env["RESTYLE_JOB_WORKERS"] = "0"  # photo tests: no embedded job worker competing for the CPU
     full_env.update(env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "restyle", "serve", "--port", "0", "--models", str(models_dir)],

@@ -354,7 +354,8 @@ def test_restyle_serve_runs_jobs_in_its_embedded_worker_process(clip: Path, mode
 
     from tests.api.conftest import start_server, stop_server
 
-    server = start_server(models_dir, {"RESTYLE_STORAGE_ROOT": str(tmp_path / "jobs"), "RESTYLE_PROVIDER": "cpu"})
+    env = {"RESTYLE_STORAGE_ROOT": str(tmp_path / "jobs"), "RESTYLE_PROVIDER": "cpu", "RESTYLE_JOB_WORKERS": "1"}
+    server = start_server(models_dir, env)
     try:
         r = httpx.post(f"{server.url}/v1/jobs/video?style=tiny", content=clip.read_bytes(), headers=VIDEO, timeout=30)
         assert r.status_code == 202, r.text
