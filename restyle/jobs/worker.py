@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
+import os
 import shutil
 import threading
 import time
@@ -294,24 +296,9 @@ class WorkerService:
         self._threads: list[threading.Thread] = []
         self.interval = min(5.0, settings.job_lease / 3)
 
-    # -- housekeeping (its own Huey instance: never shares a connection with forked workers) ----------
+    # -- housekeeping ---------------------------------------------------------------------------------
     def housekeeping(self) -> None:
-        from restyle.jobs.store import make_huey
-
-        store = JobStore(make_huey(self.settings), self.settings)
-        while not self._stop.is_set():
-            try:
-                store.worker_alive(self.name, self.processes)
-                counts = sweep(store, self.settings)
-                if any(counts.values()):
-                    log.info("sweep: %s", counts)
-            except QueueUnavailable as exc:
-                log.warning("%s", exc)
-            except Exception:  # noqa: BLE001 - housekeeping must outlive any one bad record
-                log.exception("job sweep failed")
-            self._stop.wait(self.interval)
-        with contextlib.suppress(QueueUnavailable):
-            store.worker_gone(self.name)
+        housekeep(self.settings, self.name, self.processes, self._stop)
 
     # -- threads (tests; one process) -------------------------------------------------------------
     def start_threads(self) -> None:
@@ -376,7 +363,15 @@ class WorkerService:
             check_worker_health=True,
             health_check_interval=1,
         )
-        keeper = threading.Thread(target=self.housekeeping, name="job-housekeeping", daemon=True)
+        # Housekeeping runs in a *spawned* process: an SQLite connection open in this process when Huey
+        # forks (or re-forks) a worker would poison SQLite's lock state in the child ("database is locked").
+        ctx = multiprocessing.get_context("spawn")
+        keeper = ctx.Process(
+            target=housekeep,
+            args=(self.settings, self.name, self.processes, None, os.getpid()),
+            name="job-housekeeping",
+            daemon=True,
+        )
         keeper.start()
         log.info(
             "restyle worker %s: %d process(es) on %s",
@@ -387,9 +382,40 @@ class WorkerService:
         try:
             consumer.run()
         finally:
-            self._stop.set()
             _reap(consumer)
+            keeper.terminate()  # stateless: its "alive" mark expires by itself
             keeper.join(5)
+            if keeper.is_alive():
+                keeper.kill()
+
+
+def housekeep(settings: Settings, name: str, processes: int, stop: threading.Event | None, parent: int = 0) -> None:
+    """Say "alive" (for ``/readyz``) and sweep expired leases and old jobs every few seconds.
+
+    Until ``stop`` is set (threads), or, as its own process, until terminated or its ``parent`` is gone.
+    (No multiprocessing Event: one whose waiter was killed can block ``set()`` forever.)"""
+    from restyle.jobs.store import make_huey
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    store = JobStore(make_huey(settings), settings)
+    interval = min(5.0, settings.job_lease / 3)
+    while not (stop is not None and stop.is_set()) and not (parent and os.getppid() != parent):
+        try:
+            store.worker_alive(name, processes)
+            counts = sweep(store, settings)
+            if any(counts.values()):
+                log.info("sweep: %s", counts)
+        except QueueUnavailable as exc:
+            log.warning("%s", exc)
+        except Exception:  # noqa: BLE001 - housekeeping must outlive any one bad record
+            log.exception("job sweep failed")
+        if stop is not None:
+            stop.wait(interval)
+        else:
+            time.sleep(interval)
+    with contextlib.suppress(QueueUnavailable):
+        store.worker_gone(name)
 
 
 class _IdleScheduler(Scheduler):
