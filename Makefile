@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench quality demo gallery clean
+.PHONY: install test test-fast lint bench quality demo gallery cluster clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -41,6 +41,12 @@ demo: $(STAMP)
 
 gallery: $(STAMP)
 	$(BIN)/python -m restyle.reference.gallery --out docs
+
+# Redis + two API replicas (:8001, :8002) + two workers, as on many machines; Ctrl-C stops them.
+# CLUSTER_MODELS=DIR serves that folder of .onnx styles instead of the bundled ones.
+cluster: $(STAMP)
+	@command -v redis-server >/dev/null || { echo "make cluster needs redis-server (Debian: apt-get install redis-server)"; exit 2; }
+	$(BIN)/python -m tests.cluster.topology
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache out

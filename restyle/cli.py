@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "stylize": "restyle.runtime.cli",
     "styles": "restyle.runtime.cli",
     "serve": "restyle.api.cli",
+    "worker": "restyle.jobs.cli",
     "video": "restyle.video.cli",
     "live": "restyle.video.cli",
     "gatys": "restyle.reference.cli",

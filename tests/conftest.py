@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-# Every API app owns a video-job store; keep the tests' stores out of the user's ~/.cache.
-os.environ.setdefault("RESTYLE_VIDEO_JOBS_DIR", tempfile.mkdtemp(prefix="restyle-test-jobs-"))
+# Every API app may open the job queue; keep the tests' queues (and any old-queue import) out of ~/.cache.
+os.environ.setdefault("RESTYLE_VIDEO_JOBS_DIR", tempfile.mkdtemp(prefix="restyle-test-legacy-jobs-"))
+os.environ.setdefault("RESTYLE_STORAGE_ROOT", tempfile.mkdtemp(prefix="restyle-test-jobs-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PHOTO = REPO / "restyle" / "assets" / "sample.jpg"

@@ -14,7 +14,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -22,14 +22,13 @@ from restyle import __version__
 from restyle.api import errors
 from restyle.api.admission import Admission
 from restyle.api.batching import MicroBatcher
-from restyle.api.deps import require_api_key
+from restyle.api.jobs import JobCollector, JobQueue
+from restyle.api.jobs import router as jobs_router
 from restyle.api.metrics import Metrics
 from restyle.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from restyle.api.routes import STATIC_DIR, api, ops, public
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
-from restyle.video.jobs import JobService, JobSettings
-from restyle.video.jobs_api import create_jobs_router
 
 DESCRIPTION = """Real-time neural style transfer.
 
@@ -54,11 +53,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         service.mark_ready()
         metrics.ready.set(1)
-    app.state.jobs.start()
     try:
         yield
     finally:
-        app.state.jobs.stop()
+        app.state.jobs.close()
         app.state.admission.close()
         await asyncio.sleep(0)
 
@@ -74,7 +72,7 @@ def _configure_logging(settings: Settings) -> None:
         logger.addHandler(handler)
 
 
-def create_app(settings: Settings | None = None, job_settings: JobSettings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; a bad models directory or setting fails here, before the port opens."""
     settings = settings or Settings()
     _configure_logging(settings)
@@ -97,20 +95,22 @@ def create_app(settings: Settings | None = None, job_settings: JobSettings | Non
         else None
     )
     app.state.api_keys = sorted(key.encode() for key in settings.key_values())
-    app.state.jobs = JobService(job_settings or JobSettings(), app.state.service)  # RESTYLE_VIDEO_* settings
+    # Jobs are only enqueued here; `restyle worker` processes (or the one `restyle serve` starts) run them.
+    app.state.jobs = JobQueue(settings)
+    metrics.registry.register(JobCollector(app.state.jobs))
 
     errors.install(app)
     app.include_router(public)
     app.include_router(api)
     app.include_router(ops)
-    app.include_router(create_jobs_router(app.state.jobs), dependencies=[Depends(require_api_key)])
+    app.include_router(jobs_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: the request context wraps CORS, which wraps the body limit.
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_upload_bytes,
-        path_limits={"/v1/jobs/video": app.state.jobs.settings.max_upload_bytes},
+        path_limits={"/v1/jobs/video": settings.video_max_upload_bytes},
     )
     if settings.cors_origins:  # closed by default: no CORS headers at all unless origins are configured
         app.add_middleware(

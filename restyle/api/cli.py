@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
+import sys
 
 from pydantic import ValidationError
 
@@ -27,18 +29,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="TCP port (default 8000)")
     p.add_argument("--models", help="directory of extra .onnx styles (RESTYLE_MODELS)")
     p.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    p.add_argument(
+        "--job-workers",
+        type=int,
+        help="job worker processes started beside the API (RESTYLE_JOB_WORKERS, default 1); "
+        "0 leaves jobs to `restyle worker` processes, here or on other machines",
+    )
+    p.add_argument("--broker", help="redis://HOST:PORT/DB shared by replicas and workers (default: embedded SQLite)")
+    p.add_argument("--storage-root", help="job files (RESTYLE_STORAGE_ROOT); shared by every replica and worker")
     p.set_defaults(func=run)
 
 
-def _settings_from(args: argparse.Namespace):  # -> Settings (imported lazily: keeps 'restyle --help' fast)
+def settings_from(overrides: dict[str, object]):  # -> Settings (imported lazily: keeps 'restyle --help' fast)
+    """``Settings`` from the environment plus the flags given; a bad value is one line, not a traceback."""
     from restyle.api.settings import Settings
 
-    overrides = {k: v for k in ("host", "port", "models", "workers") if (v := getattr(args, k, None)) is not None}
     try:
-        return Settings(**overrides)
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
         raise UserError(f"invalid settings: {problems}") from None
+
+
+def _settings_from(args: argparse.Namespace):  # -> Settings
+    names = {"host": "host", "port": "port", "models": "models", "workers": "workers"}
+    names |= {"job_workers": "job_workers", "broker": "broker_url", "storage_root": "storage_root"}
+    return settings_from({field: getattr(args, flag, None) for flag, field in names.items()})
+
+
+def _start_job_workers(settings) -> subprocess.Popen | None:
+    """The embedded worker: `restyle worker` as a child process (a job that crashes or eats memory there
+    cannot take the API down). Its environment is the API's settings, so both use the same queue."""
+    if settings.job_workers == 0:
+        return None
+    return subprocess.Popen(
+        [sys.executable, "-m", "restyle", "worker", "--processes", str(settings.job_workers)],
+        env={**os.environ, **settings.to_env()},
+        preexec_fn=_die_with_parent,
+    )
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the API process dies, even by SIGKILL (Linux), so an
+    embedded worker is never orphaned; SIGTERM makes it requeue its running job."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux: `restyle serve` still stops it on exit
+        pass
+
+
+def _stop_job_workers(proc: subprocess.Popen | None) -> None:
+    """SIGTERM: the worker requeues its running jobs and exits; kill it if it hangs."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +107,15 @@ def run(args: argparse.Namespace) -> int:
         factory = False
     else:
         target, factory = "restyle.api.app:create_app", True
+    job_workers = _start_job_workers(settings)
+    try:
+        _serve(uvicorn, settings, target, factory)
+    finally:
+        _stop_job_workers(job_workers)
+    return 0
+
+
+def _serve(uvicorn, settings, target: object, factory: bool) -> None:
     uvicorn.run(
         target,  # type: ignore[arg-type]
         factory=factory,
@@ -67,4 +128,3 @@ def run(args: argparse.Namespace) -> int:
         server_header=False,
         limit_concurrency=settings.limit_concurrency,
     )
-    return 0

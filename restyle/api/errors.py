@@ -94,7 +94,8 @@ async def user_error_handler(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(int(retry_after))
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if status >= 500 and status != 503:
+    # 5xx messages stay in the log unless the error says the client may read them (503 and job quotas do).
+    if status >= 500 and not getattr(exc, "public_message", status == 503):
         # e.g. MissingWeights: a deployment problem the client cannot fix; keep the detail in the log.
         return error_response(
             request, status, "server_error", "the server cannot serve this request now", None, headers

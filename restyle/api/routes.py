@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -272,9 +273,14 @@ async def healthz() -> Health:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Still warming up, or warm-up failed."}},
 )
-async def readyz(service: ServiceDep) -> Any:
-    body = Readiness(ready=service.ready, models=list(service.warmed), error=service.warmup_error)
-    return JSONResponse(body.model_dump(), status_code=200 if service.ready else 503)
+async def readyz(request: Request, service: ServiceDep) -> Any:
+    # The job broker is part of readiness (job routes and state need it); worker count is reported, not
+    # required: photos are still served while the workers restart, and jobs simply wait in the queue.
+    jobs = await run_in_threadpool(request.app.state.jobs.health)
+    ready = service.ready and jobs["broker"] == "ok"
+    error = service.warmup_error or jobs.get("error")
+    body = Readiness(ready=ready, models=list(service.warmed), error=error, jobs=jobs)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)

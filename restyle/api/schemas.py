@@ -67,4 +67,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     models: list[str] = Field(default_factory=list, description="Models loaded and warmed up so far.")
-    error: str | None = Field(None, description="Why warm-up failed, if it did.")
+    error: str | None = Field(None, description="Why warm-up failed (or the job broker is unavailable).")
+    jobs: dict[str, Any] | None = Field(
+        None, description="Job queue health: broker (ok/unavailable), workers alive, messages pending."
+    )

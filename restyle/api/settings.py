@@ -97,6 +97,41 @@ class Settings(RuntimeSettings):
         default_factory=list, description="Origins allowed by CORS; empty = none (closed)."
     )
 
+    # --- jobs (video now, training later): queue, workers, storage, quotas ----------------------
+    # Why here and not in a JobSettings of their own: the API (which enqueues) and `restyle worker` (which
+    # runs) must agree on the broker and the storage root, so both build this one object from RESTYLE_*.
+    storage_root: Path = Field(
+        Path.home() / ".cache" / "restyle" / "jobs",
+        description="Job inputs and results (and the embedded SQLite queue); a shared volume for many machines.",
+    )
+    broker_url: str = Field(
+        "",
+        description="Empty: the embedded SQLite queue under storage_root (one machine, no server). "
+        "redis://HOST:PORT/DB: a shared Redis for API replicas and workers on many machines.",
+    )
+    job_workers: int = Field(
+        1, ge=0, le=64, description="Worker processes `restyle serve` starts beside the API; 0 = external workers only."
+    )
+    job_attempts: int = Field(3, ge=1, le=20, description="Runs a job gets when its worker dies (kill -9, OOM).")
+    job_lease: float = Field(
+        30.0, ge=1, description="Seconds a running job's worker may go silent before the job is given to another."
+    )
+    max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting to run, server-wide; beyond: 429.")
+    max_jobs_per_key: int = Field(10, ge=1, description="Unfinished jobs per API key (or per anonymous user): 429.")
+    max_storage_bytes: int = Field(20_000_000_000, ge=1, description="Bytes under storage_root; beyond: 507.")
+    video_max_upload_bytes: int = Field(200_000_000, ge=1, description="Larger video uploads get 413.")
+    video_max_duration: float = Field(120.0, gt=0, description="Longest video (seconds, after start/duration).")
+    video_max_frame_pixels: int = Field(
+        40_000_000, gt=0, description="Largest frame (width x height) accepted; larger videos get 413."
+    )
+    video_max_size: int = Field(720, ge=16, description="Default longest side of a video job's output.")
+    video_max_size_limit: int = Field(1920, ge=16, description="Largest max_size a video job may ask for.")
+    video_retention: float = Field(24 * 3600.0, gt=0, description="Seconds a finished job's files are kept.")
+    video_jobs_dir: Path = Field(
+        Path.home() / ".cache" / "restyle" / "video-jobs",
+        description="Where the old built-in queue kept jobs.sqlite3; its records are imported once (see docs).",
+    )
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:

@@ -5,5 +5,5 @@
 * ``stylize.stylize_video``: the one entry point (CLI, job worker, benchmarks); atomic output.
 * ``flow``/``stabilize``: DIS optical flow, warping, consistency mask, the runtime stabilizer.
 * ``metrics``: warping error (Lai et al. 2018) and the VGG style loss, for ``bench/video_quality.py``.
-* ``live``: ``restyle live``; ``jobs``/``jobs_api``: the SQLite job store, worker and ``/v1/jobs`` router.
+* ``live``: ``restyle live``; ``jobs``: the video job a worker runs (queue: ``restyle.jobs``; HTTP: ``restyle.api.jobs``).
 """

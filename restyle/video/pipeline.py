@@ -5,10 +5,15 @@ GIL while they work, so one thread per stage keeps every core busy while a
 frame is being decoded, another stylized and a third encoded. Why bounded
 queues: a fast decoder must not run ahead and fill the memory with frames.
 
-Errors and interrupts: the first failure in any stage sets a shared stop
-event; every blocking ``put``/``get`` wakes up regularly to check it, so all
-threads finish promptly and the main thread re-raises the original error
-(a ``KeyboardInterrupt`` arrives in the main thread, which is only joining).
+Errors and interrupts: the first failure in any stage sets the run's own
+stop event; every blocking ``put``/``get`` wakes up regularly to check it
+(and the caller's ``cancel`` event), so all threads finish promptly and the
+main thread re-raises the original error (a ``KeyboardInterrupt`` arrives in
+the main thread, which is only joining).
+
+The caller's ``cancel`` event is only ever *read*: a failing run must not
+set an event it does not own. (It once did, and the job worker handed in its
+service-wide stop event, so one corrupt video stopped the worker for good.)
 """
 
 from __future__ import annotations
@@ -48,14 +53,20 @@ class Pipeline:
         self.stages = stages
         self.sink = sink
         self.queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=queue_size) for _ in range(len(stages) + 1)]
-        self.stop = cancel or threading.Event()
+        self.stop = threading.Event()  # this run's own: set on the first failure, or when cancelled
+        self.cancel = cancel  # the caller's: read, never set
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
 
     # -- queue helpers that never block forever -------------------------------
+    def _stopping(self) -> bool:
+        if self.cancel is not None and self.cancel.is_set():
+            self.stop.set()
+        return self.stop.is_set()
+
     def _put(self, q: queue.Queue[Any], item: Any) -> None:
         while True:
-            if self.stop.is_set():
+            if self._stopping():
                 raise Cancelled
             try:
                 q.put(item, timeout=_POLL_S)
@@ -65,7 +76,7 @@ class Pipeline:
 
     def _get(self, q: queue.Queue[Any]) -> Any:
         while True:
-            if self.stop.is_set():
+            if self._stopping():
                 raise Cancelled
             try:
                 return q.get(timeout=_POLL_S)

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,9 +59,10 @@ def sample_bytes() -> bytes:
 
 
 @pytest.fixture
-def make_settings(models_dir: Path) -> Callable[..., Settings]:
+def make_settings(models_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
     def build(**overrides: object) -> Settings:
         values: dict[str, object] = {"models": models_dir, "bundled": False, "max_size": 128, "preview_size": 64}
+        values["storage_root"] = tmp_path / "jobs"  # /readyz opens the job queue: keep it out of ~/.cache
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
 
@@ -110,6 +112,8 @@ def start_server(models_dir: Path, env: dict[str, str] | None = None, timeout: f
     """Start ``python -m restyle serve --port 0`` and read the bound port from uvicorn's banner."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESTYLE_")}
     full_env.update({"RESTYLE_BUNDLED": "false", "RESTYLE_MAX_SIZE": "128", "RESTYLE_PREVIEW_SIZE": "64"})
+    full_env["RESTYLE_STORAGE_ROOT"] = tempfile.mkdtemp(prefix="restyle-test-jobs-")  # the job queue's files
+    full_env["RESTYLE_JOB_WORKERS"] = "0"  # photo tests: no embedded job worker competing for the CPU
     full_env.update(env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "restyle", "serve", "--port", "0", "--models", str(models_dir)],

@@ -108,3 +108,17 @@ def claim_duration(path: Path, seconds: float) -> Path:
             data[i + off : i + off + width] = int(seconds * scale).to_bytes(width, "big")
     path.write_bytes(bytes(data))
     return path
+
+
+def corrupt_midstream(path: Path, target: Path, offset: int = 14000, length: int = 2000) -> Path:
+    """Copy ``path`` with ``length`` zero bytes written over the frame data ``offset`` bytes into ``mdat``.
+
+    The header and the first frames stay intact, so a probe accepts the file
+    and decoding fails part-way (about frame 13 of a ``moving_scene(48, 64, 48)``
+    clip): the corrupt-mid-stream upload that must fail only its own job.
+    """
+    data = path.read_bytes()
+    start = data.find(b"mdat") + 8 + offset
+    assert start + length < len(data), "the clip is too short to damage mid-stream"
+    target.write_bytes(data[:start] + bytes(length) + data[start + length :])
+    return target

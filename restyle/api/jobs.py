@@ -1,0 +1,425 @@
+"""``/v1/jobs``: submit a video, follow it, download or cancel it; the API side of ``restyle.jobs``.
+
+The API only validates, stores the upload under the storage root and
+enqueues: it never runs a job (a worker process does), so a job that eats
+all memory or crashes costs the API nothing. Every replica reads the same
+records from the broker, so a job submitted to one replica can be polled and
+downloaded on another (given a shared storage root).
+
+* ``POST /v1/jobs/video``: the video as the raw body (``video/*`` or
+  ``application/octet-stream``) or multipart field ``video``; options
+  (``style``, ``max_size``, ``stabilize``, ``start``, ``duration``) as query
+  or form fields. The file is probed first, so a corrupt upload is a 415 now
+  rather than a failed job later. 202 with the job and a ``Location`` header.
+* ``GET /v1/jobs/{id}``: state, progress, error, timestamps, attempts.
+* ``GET /v1/jobs/{id}/result``: the MP4 once succeeded; 409 before, 410 once expired.
+* ``POST /v1/jobs/{id}/cancel``: stop a queued or running job.
+
+Quotas answer before the body is read where they can: 429 when the queue or
+the caller's share of it is full, 507 when the storage root is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from restyle.api.deps import require_api_key
+from restyle.api.settings import Settings
+from restyle.api.uploads import save_upload
+from restyle.errors import UserError
+from restyle.jobs.store import FINISHED, Job, JobStore, QueueUnavailable, describe_broker
+
+VIDEO_SUFFIXES = {
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".3gp",
+    ".ogv",
+    ".flv",
+    ".wmv",
+}
+DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+class JobNotReady(UserError):
+    """The result of a job that has not succeeded."""
+
+    http_status = 409
+
+
+class JobExpired(UserError):
+    http_status = 410
+
+
+class VideoTooLong(UserError):
+    http_status = 413
+
+
+class QueueFull(UserError):
+    """Too many jobs waiting, server-wide or for this API key."""
+
+    http_status = 429
+    retry_after = 30
+
+
+class StorageFull(UserError):
+    """The storage root holds ``max_storage_bytes`` already: a condition the client can wait out, so it is told."""
+
+    http_status = 507
+    public_message = True
+
+
+# -- request and response models ----------------------------------------------------------------------
+class VideoJobParams(BaseModel):
+    """Options of a video job (query parameters, or form fields beside a multipart ``video``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    style: str | None = Field(None, description="MODEL, MODEL:STYLE or a style name; default: the server's.")
+    max_size: int | None = Field(
+        None, ge=16, description="Longest side of the output (default RESTYLE_VIDEO_MAX_SIZE)."
+    )
+    stabilize: bool = Field(True, description="Temporal stabilization (less flicker).")
+    start: float = Field(0.0, ge=0, allow_inf_nan=False, description="Seconds to skip.")
+    duration: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds to stylize.")
+
+
+class JobResponse(BaseModel):
+    id: str
+    kind: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
+    style: str
+    progress: float = Field(description="0..1 (frames done / frames expected).")
+    frames_done: int
+    frames_total: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    expires_at: float | None = Field(description="When a finished job's files are deleted.")
+    error: str | None
+    attempts: int = Field(description="Runs started (a worker that died costs one).")
+    params: dict[str, Any]
+    result: str | None = Field(None, description="Where to download the MP4, once succeeded.")
+
+    @classmethod
+    def of(cls, job: Job, retention: float) -> JobResponse:
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            state=job.state,  # type: ignore[arg-type]
+            style=job.style,
+            progress=round(job.progress, 4),
+            frames_done=job.frames_done,
+            frames_total=job.frames_total,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            expires_at=job.finished_at + retention if job.finished_at and job.state in FINISHED else None,
+            error=job.error,
+            attempts=job.attempts,
+            params=job.params,
+            result=f"/v1/jobs/{job.id}/result" if job.state == "succeeded" else None,
+        )
+
+
+# -- the API side of the queue ---------------------------------------------------------------------------
+class JobQueue:
+    """The broker connection of one API process: submit with quotas, read, cancel, health, metrics.
+
+    The Huey instance (and for SQLite the queue file) is created on first
+    use, so an app that never sees a job touches no storage.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._store: JobStore | None = None
+
+    @property
+    def store(self) -> JobStore:
+        if self._store is None:
+            from restyle.jobs.store import make_huey
+
+            try:
+                self._store = JobStore(make_huey(self.settings), self.settings)
+            except OSError as exc:
+                raise QueueUnavailable(f"cannot open {describe_broker(self.settings)}: {exc.strerror or exc}") from None
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            close = getattr(self._store.storage, "close", None)
+            if close is not None:
+                close()
+            self._store = None
+
+    def check_quotas(self, owner: str | None, incoming: int) -> None:
+        s = self.settings
+        jobs = self.store.all()
+        queued = sum(1 for j in jobs if j.state == "queued")
+        if queued >= s.max_queued_jobs:
+            raise QueueFull(f"the job queue is full ({queued} jobs waiting, limit {s.max_queued_jobs}); retry later")
+        mine = sum(1 for j in jobs if j.owner == owner and j.state in ("queued", "running"))
+        if owner is not None and mine >= s.max_jobs_per_key:
+            raise QueueFull(
+                f"this API key already has {mine} unfinished jobs (limit {s.max_jobs_per_key}); "
+                "wait for one to finish or cancel one"
+            )
+        self.check_storage(incoming)
+
+    def check_storage(self, incoming: int) -> None:
+        used = self.store.bytes_used()
+        if used + incoming > self.settings.max_storage_bytes:
+            raise StorageFull(
+                f"job storage is full ({used} of {self.settings.max_storage_bytes} bytes used); retry later"
+            )
+
+    def health(self) -> dict[str, Any]:
+        """Broker reachable? Which worker services said "alive" lately? (for ``/readyz``)"""
+        try:
+            pending = self.store.ping()
+            workers = self.store.workers()
+        except UserError as exc:
+            return {"broker": "unavailable", "error": str(exc), "workers": 0, "pending": None}
+        return {
+            "broker": "ok",
+            "workers": sum(int(w.get("processes", 1)) for w in workers.values()),
+            "pending": pending,
+        }
+
+
+def owner_of(request: Request) -> str:
+    """Who the quota per key counts against: a hash of the bearer key (never the key), or "anonymous"."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer ") and auth[7:].strip():
+        return hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:16]
+    return "anonymous"
+
+
+def _validate_params(query: VideoJobParams, fields: dict[str, str], settings: Settings) -> VideoJobParams:
+    params = query
+    if fields:
+        try:
+            params = VideoJobParams.model_validate({**query.model_dump(exclude_unset=True), **fields})
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+            ) from None
+    if params.max_size is not None and params.max_size > settings.video_max_size_limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ("query", "max_size"),
+                    "msg": f"max_size must be at most {settings.video_max_size_limit}",
+                }
+            ]
+        )
+    return params
+
+
+def get_jobs(request: Request) -> JobQueue:
+    return request.app.state.jobs
+
+
+JobsDep = Annotated[JobQueue, Depends(get_jobs)]
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+
+
+@router.post(
+    "/video",
+    status_code=202,
+    summary="Submit a video to stylize",
+    response_model=JobResponse,
+    responses={
+        413: {"description": "Upload, frames or duration over the limit."},
+        415: {"description": "Not a readable video, or a wrong content type."},
+        429: {"description": "Queue full, or this key has too many unfinished jobs."},
+        503: {"description": "The job queue (broker) is unavailable."},
+        507: {"description": "Job storage is full."},
+    },
+)
+async def submit_video(request: Request, jobs: JobsDep, query: Annotated[VideoJobParams, Query()]) -> JSONResponse:
+    from restyle.video.io import probe
+
+    settings = jobs.settings
+    # The per-key quota needs keys: without RESTYLE_API_KEYS every caller is "anonymous" and only the
+    # server-wide limit applies (one shared anonymous share would make max_jobs_per_key the global limit).
+    owner = owner_of(request) if request.app.state.api_keys else None
+    declared = request.headers.get("content-length", "")
+    jobs.check_quotas(owner, int(declared) if declared.isdigit() else 0)  # before reading a byte
+    store = jobs.store
+    job_id = store.new_id()
+    directory = store.job_dir(job_id)
+    directory.mkdir(parents=True)
+    recorded = False
+    try:
+        upload = await save_upload(
+            request,
+            directory / "input.bin",
+            field_name="video",
+            limit=settings.video_max_upload_bytes,
+            raw_types=("video/", "application/octet-stream"),
+        )
+        suffix = Path(upload.filename or "").suffix.lower()
+        input_name = f"input{suffix}" if suffix in VIDEO_SUFFIXES else "input.bin"
+        if input_name != "input.bin":
+            (directory / "input.bin").rename(directory / input_name)
+        params = _validate_params(query, upload.fields, settings)
+        jobs.check_storage(0)  # the upload itself may have filled the disk
+        choice = request.app.state.service.resolve(params.style)  # 404 for an unknown style, before decoding
+        # Probing decodes a frame: it takes an inference slot like any other decode (429 when the
+        # server is full), with the request deadline; 415 for a corrupt upload, 413 for huge frames.
+        state = request.app.state
+        info = await state.admission.run(
+            lambda: probe(directory / input_name, max_pixels=settings.video_max_frame_pixels),
+            deadline=time.monotonic() + state.settings.request_timeout,
+        )
+        length = max(0.0, info.duration - params.start) if info.duration else math.inf
+        if params.duration is not None:
+            length = min(length, params.duration)
+        if length > settings.video_max_duration and math.isfinite(length):
+            raise VideoTooLong(
+                f"the video is {length:.1f} s long; the limit is {settings.video_max_duration:g} s "
+                "(pass start and duration to stylize a part of it)"
+            )
+        # Always cap by the limit: the header's duration is a claim, not a fact (a file that says
+        # 5 s may hold hours of frames); read_frames counts decoded time and frames against it.
+        duration = (
+            settings.video_max_duration
+            if params.duration is None
+            else min(params.duration, settings.video_max_duration)
+        )
+        job = Job(
+            id=job_id,
+            kind="video",
+            state="queued",
+            style=choice.label,
+            params={
+                "max_size": params.max_size or settings.video_max_size,
+                "start": params.start,
+                "duration": duration,
+                "stabilize": params.stabilize,
+            },
+            created_at=time.time(),
+            input_name=input_name,
+            owner=owner or "anonymous",
+        )
+        recorded = True
+        store.enqueue(job)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        if recorded:
+            with contextlib.suppress(UserError):
+                store.forget(job_id)
+        raise
+    return JSONResponse(
+        JobResponse.of(job, settings.video_retention).model_dump(),
+        status_code=202,
+        headers={"Location": str(request.url_for("get_job", job_id=job.id))},
+    )
+
+
+@router.get("/{job_id}", name="get_job", summary="State and progress of a job", response_model=JobResponse)
+def get_job(job_id: str, jobs: JobsDep) -> JobResponse:
+    return JobResponse.of(jobs.store.require(job_id), jobs.settings.video_retention)
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a queued or running job", response_model=JobResponse)
+def cancel_job(job_id: str, jobs: JobsDep) -> JobResponse:
+    store = jobs.store
+    job = store.require(job_id)
+    if job.state not in ("queued", "running"):
+        raise JobNotReady(f"the job is already {job.state}")
+    store.request_cancel(job_id)  # a worker that claims or runs it sees this
+    if job.state == "queued":
+        job.state, job.finished_at, job.error = "cancelled", time.time(), "cancelled on request"
+        store.put(job)
+        shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
+    return JobResponse.of(job, jobs.settings.video_retention)
+
+
+@router.get("/{job_id}/result", summary="The stylized MP4", response_class=FileResponse)
+def get_result(job_id: str, jobs: JobsDep) -> FileResponse:
+    store = jobs.store
+    job = store.require(job_id)
+    if job.state == "expired":
+        raise JobExpired("this job's result was deleted after the retention period")
+    if job.state in ("failed", "cancelled"):
+        raise JobNotReady(f"the job {job.state}: {job.error}")
+    if job.state != "succeeded":
+        raise JobNotReady(f"the job is {job.state} ({job.progress:.0%}); try again later")
+    path = store.result_path(job.id)
+    if not path.is_file():
+        raise JobExpired(
+            "this job's result is not in this server's storage root (expired, or the replicas do not share it)"
+        )
+    return FileResponse(path, media_type="video/mp4", filename=f"{job.id}.mp4")
+
+
+class JobCollector:
+    """Prometheus metrics read from the shared records at scrape time, so every replica shows the same numbers."""
+
+    def __init__(self, queue: JobQueue):
+        self.queue = queue
+
+    def describe(self) -> list[Any]:  # without it the registry would call collect() (the broker) at start-up
+        return [
+            GaugeMetricFamily("restyle_job_broker_up", ""),
+            GaugeMetricFamily("restyle_jobs", "", labels=["state"]),
+            GaugeMetricFamily("restyle_job_queue_depth", ""),
+            GaugeMetricFamily("restyle_job_workers", ""),
+            HistogramMetricFamily("restyle_job_duration_seconds", "", labels=["kind"]),
+        ]
+
+    def collect(self) -> Any:
+        up = GaugeMetricFamily("restyle_job_broker_up", "1 when the job queue's broker answers.")
+        try:
+            jobs = self.queue.store.all()
+            workers = self.queue.store.workers()
+        except QueueUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        by_state = GaugeMetricFamily("restyle_jobs", "Job records by state (all replicas).", labels=["state"])
+        for state in ("queued", "running", "succeeded", "failed", "cancelled", "expired"):
+            by_state.add_metric([state], sum(1 for j in jobs if j.state == state))
+        yield by_state
+        depth = GaugeMetricFamily("restyle_job_queue_depth", "Jobs waiting for a worker.")
+        depth.add_metric([], sum(1 for j in jobs if j.state == "queued"))
+        yield depth
+        alive = GaugeMetricFamily("restyle_job_workers", "Worker processes that reported in the last 15 s.")
+        alive.add_metric([], sum(int(w.get("processes", 1)) for w in workers.values()))
+        yield alive
+        hist = HistogramMetricFamily(
+            "restyle_job_duration_seconds", "Run time of succeeded jobs still on record.", labels=["kind"]
+        )
+        for kind in sorted({j.kind for j in jobs}):
+            times = [
+                j.finished_at - j.started_at
+                for j in jobs
+                if j.kind == kind and j.state == "succeeded" and j.started_at and j.finished_at
+            ]
+            buckets = [(str(b), sum(1 for t in times if t <= b)) for b in DURATION_BUCKETS]
+            buckets.append(("+Inf", len(times)))
+            hist.add_metric([kind], buckets, sum(times))
+        yield hist

@@ -1,0 +1,7 @@
+"""restyle.jobs: long-running jobs (video now, style training next) on a Huey queue.
+
+* ``store``: the queue (SQLite embedded, or Redis) and the shared job records, leases and claim keys.
+* ``worker``: the task, lease renewal, cancel, retries, the sweeper and the worker service.
+* ``cli``: ``restyle worker``.
+* ``migrate``: one-time import of the old built-in queue's SQLite records.
+"""

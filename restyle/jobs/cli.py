@@ -1,0 +1,46 @@
+"""``restyle worker [--processes N]``: run queued jobs, on this machine or any other sharing the broker.
+
+The worker reads the same ``RESTYLE_*`` settings as ``restyle serve``
+(``RESTYLE_BROKER_URL``, ``RESTYLE_STORAGE_ROOT``, the models); with the
+embedded SQLite default it must run on the API's machine, with Redis and a
+shared storage root anywhere. SIGTERM requeues running jobs and exits;
+SIGINT (Ctrl-C) lets running jobs finish first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="run queued jobs (video) in worker processes",
+        description="Run jobs from the queue that `restyle serve` fills. Settings come from the same RESTYLE_* "
+        "environment variables (RESTYLE_BROKER_URL, RESTYLE_STORAGE_ROOT, RESTYLE_MODELS...; see docs/api.md).",
+    )
+    p.add_argument("--processes", type=int, default=1, help="worker processes, each runs one job at a time (default 1)")
+    p.add_argument("--broker", help="redis://HOST:PORT/DB (RESTYLE_BROKER_URL; default: the embedded SQLite queue)")
+    p.add_argument("--storage-root", help="job files (RESTYLE_STORAGE_ROOT); shared by every worker and API replica")
+    p.add_argument("--models", help="directory of extra .onnx styles (RESTYLE_MODELS)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from restyle.api.cli import settings_from
+    from restyle.errors import UserError
+
+    if not 1 <= args.processes <= 64:
+        raise UserError(f"--processes must be between 1 and 64, not {args.processes}")
+    settings = settings_from({"broker_url": args.broker, "storage_root": args.storage_root, "models": args.models})
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    from restyle.jobs.migrate import import_legacy
+    from restyle.jobs.store import JobStore
+    from restyle.jobs.worker import WorkerService
+
+    service = WorkerService(settings, processes=args.processes)
+    JobStore(service.huey, settings).ping()  # an unreachable broker: one line (QueueUnavailable), exit 1
+    import_legacy(settings, service.huey)
+    service.run()
+    return 0

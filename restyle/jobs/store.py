@@ -1,0 +1,270 @@
+"""The queue (Huey) and the shared job records, on one storage: SQLite on one machine, Redis on many.
+
+Why Huey (see ``docs/architecture.md`` for the comparison): it is the one
+well-kept queue whose *same code* runs embedded on a SQLite file (no server
+to install) and on a shared Redis. Huey dequeues a message before running it
+and has no late acknowledgement, so delivery guarantees live here instead:
+every job is a JSON record in Huey's key-value storage (``job:<id>``) with a
+*lease* that its worker renews; a worker that dies (``kill -9``, OOM) stops
+renewing, and whoever sweeps next puts the job back on the queue. Records,
+queue and counters sit in the same storage, so every API replica and worker
+sees one state, and "is the broker up" is one question.
+
+Duplicate deliveries (a requeue racing a slow worker) are made harmless by
+claim keys written with ``put_if_empty``: each delivery of a job runs at most
+once, wherever it lands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.constants import EmptyData
+
+from restyle.api.settings import Settings
+from restyle.errors import UserError
+
+log = logging.getLogger("restyle.jobs")
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
+FINISHED = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+QUEUE_NAME = "restyle-jobs"
+WORKER_TTL = 15.0  # a worker that has not said "alive" for this long no longer counts in /readyz
+
+
+class QueueUnavailable(UserError):
+    """The broker (Redis, or the SQLite file) cannot be reached: 503 with what to check, never a traceback."""
+
+    http_status = 503
+    exit_code = 1
+
+
+class JobNotFound(UserError):
+    http_status = 404
+
+
+def worker_id() -> str:
+    """This process, as recorded on the jobs it runs (computed per call: workers are forked)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.OperationalError, sqlite3.DatabaseError]
+    try:
+        import redis.exceptions
+
+        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError]
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    return tuple(errors)
+
+
+BROKER_ERRORS = _broker_errors()
+
+
+def describe_broker(settings: Settings) -> str:
+    """Where the queue lives, for messages (no password)."""
+    if not settings.broker_url:
+        return f"the SQLite queue {settings.storage_root / 'queue.sqlite3'}"
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.broker_url)
+    return f"Redis at {url.hostname or 'localhost'}:{url.port or 6379}"
+
+
+def make_huey(settings: Settings) -> Huey:
+    """The queue the settings name; the API and every worker build it the same way (same tasks, same names)."""
+    if settings.broker_url:
+        if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+            raise UserError(f"RESTYLE_BROKER_URL must be empty (SQLite) or redis://..., not {settings.broker_url!r}")
+        # socket timeouts: an API request must fail fast (503) when Redis is gone, not hang.
+        from redis import ConnectionPool
+
+        pool = ConnectionPool.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=2)
+        huey: Huey = RedisHuey(QUEUE_NAME, connection_pool=pool, results=False, blocking=True, read_timeout=1)
+    else:
+        settings.storage_root.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(QUEUE_NAME, filename=str(settings.storage_root / "queue.sqlite3"), results=False, timeout=30)
+    from restyle.jobs.worker import register_tasks
+
+    register_tasks(huey, settings)
+    return huey
+
+
+@dataclass
+class Job:
+    """One job's shared record (JSON in the broker): everything an API replica needs to answer for it."""
+
+    id: str
+    kind: str
+    state: str
+    style: str
+    params: dict[str, Any]
+    created_at: float
+    input_name: str
+    owner: str = "anonymous"  # a hash of the API key that submitted it (quota per key)
+    frames_done: int = 0
+    frames_total: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    attempts: int = 0  # runs started (a worker death costs one; a graceful requeue gives it back)
+    delivery: int = 0  # increases on every enqueue; the claim key of a run
+    worker: str | None = None  # "host:pid" of the process running it
+    lease_until: float | None = None
+    result_bytes: int = 0
+
+    @property
+    def progress(self) -> float:
+        if self.state == "succeeded":
+            return 1.0
+        return min(1.0, self.frames_done / self.frames_total) if self.frames_total else 0.0
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Job:
+        raw = json.loads(bytes(data))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+class JobStore:
+    """Job records, cancel flags, claim keys and worker heartbeats in the queue's own storage."""
+
+    def __init__(self, huey: Huey, settings: Settings):
+        self.huey = huey
+        self.storage = huey.storage
+        self.settings = settings
+        self.root = Path(settings.storage_root)
+
+    # -- errors -----------------------------------------------------------------------------------
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except BROKER_ERRORS as exc:
+            raise QueueUnavailable(
+                f"the job queue is unavailable ({describe_broker(self.settings)}: {type(exc).__name__}); "
+                "try again shortly"
+            ) from None
+
+    # -- files ------------------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        if len(job_id) != 32 or not all(c in "0123456789abcdef" for c in job_id):
+            raise JobNotFound("no such job")  # never let a request-supplied id near a path
+        return self.root / "jobs" / job_id
+
+    def result_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "result.mp4"
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    def bytes_used(self) -> int:
+        """Bytes of job files under the storage root (the quota's measure; the small queue file is not counted)."""
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.root / "jobs"):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):  # a job finished (and tidied) while we looked
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+        return total
+
+    # -- records ----------------------------------------------------------------------------------
+    def put(self, job: Job) -> None:
+        with self._guard():
+            self.storage.put_data(f"job:{job.id}", job.to_bytes())
+
+    def get(self, job_id: str) -> Job | None:
+        with self._guard():
+            data = self.storage.peek_data(f"job:{job_id}")
+        return None if data is EmptyData else Job.from_bytes(data)
+
+    def require(self, job_id: str) -> Job:
+        self.job_dir(job_id)
+        job = self.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no such job: {job_id}")
+        return job
+
+    def all(self) -> list[Job]:
+        with self._guard():
+            items = self.storage.result_items()
+        return [Job.from_bytes(v) for k, v in items.items() if k.startswith("job:")]
+
+    def forget(self, job_id: str) -> None:
+        """Drop the record and every key that belongs to it."""
+        with self._guard():
+            for key in [
+                k for k in self.storage.result_items() if k.startswith((f"claim:{job_id}:", f"sweep:{job_id}:"))
+            ]:
+                self.storage.delete_data(key)
+            self.storage.delete_data(f"cancel:{job_id}")
+            self.storage.delete_data(f"job:{job_id}")
+
+    # -- delivery -----------------------------------------------------------------------------------
+    def enqueue(self, job: Job) -> None:
+        """Bump the delivery number, save, and put a message on the queue."""
+        job.delivery += 1
+        job.state = "queued"
+        job.worker = None
+        job.lease_until = None
+        self.put(job)
+        with self._guard():
+            self.huey.restyle_tasks[job.kind](job.id, job.delivery)  # type: ignore[attr-defined]
+
+    def once(self, key: str) -> bool:
+        """True for the first caller only, across every process and machine (the claim of a delivery)."""
+        with self._guard():
+            return bool(self.storage.put_if_empty(key, b"1"))
+
+    def request_cancel(self, job_id: str) -> None:
+        with self._guard():
+            self.storage.put_data(f"cancel:{job_id}", b"1")
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._guard():
+            return bool(self.storage.has_data_for_key(f"cancel:{job_id}"))
+
+    # -- health --------------------------------------------------------------------------------------
+    def ping(self) -> int:
+        """Messages waiting on the queue; raises ``QueueUnavailable`` when the broker is gone."""
+        with self._guard():
+            return int(self.storage.queue_size())
+
+    def worker_alive(self, name: str, processes: int) -> None:
+        with self._guard():
+            self.storage.put_data(f"worker:{name}", json.dumps({"seen": time.time(), "processes": processes}).encode())
+
+    def worker_gone(self, name: str) -> None:
+        with self._guard():
+            self.storage.delete_data(f"worker:{name}")
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        """Worker services that said "alive" within ``WORKER_TTL`` seconds."""
+        now = time.time()
+        with self._guard():
+            items = self.storage.result_items()
+        out = {}
+        for key, value in items.items():
+            if key.startswith("worker:"):
+                info = json.loads(bytes(value))
+                if now - info.get("seen", 0) <= WORKER_TTL:
+                    out[key.removeprefix("worker:")] = info
+        return out

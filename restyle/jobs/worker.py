@@ -1,0 +1,451 @@
+"""Running jobs: the Huey task, its lease and cancel watch, the sweeper, and the worker service.
+
+A job runs in a worker *process* (``restyle worker``, or the one ``restyle
+serve`` starts beside the API), never in the API: decoding a hostile video
+can take gigabytes, and an out-of-memory kill must cost one job attempt, not
+the API. Huey's consumer restarts a worker process that died.
+
+Per run, a watcher thread renews the job's lease and checks for a cancel
+request; the job's own ``cancel`` event (never a shared one: see
+``restyle.video.pipeline``) stops the pipeline. Outcomes:
+
+* success: ``succeeded``; the result was written atomically (``restyle.atomic``);
+* a user-caused failure (corrupt video...): ``failed`` with one clear line, no retry;
+* a cancel request: ``cancelled``;
+* worker shutdown (SIGTERM, or ``stop()``): back to ``queued``, the attempt given back;
+* a bug: retried up to ``job_attempts`` runs, then ``failed`` with "internal error";
+* the worker killed (``kill -9``, OOM): the lease runs out, a sweeper requeues the
+  job (up to ``job_attempts`` runs), and any worker picks it up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from typing import Any
+
+from huey import Huey
+from huey.consumer import Consumer, Scheduler
+
+from restyle.api.settings import Settings
+from restyle.errors import UserError, scrub
+from restyle.jobs.store import BROKER_ERRORS, FINISHED, Job, JobStore, QueueUnavailable, worker_id
+
+log = logging.getLogger("restyle.jobs")
+
+_PROGRESS_EVERY_S = 0.5
+_CANCEL_POLL_S = 0.25
+
+
+def register_tasks(huey: Huey, settings: Settings) -> None:
+    """Register the job kinds on ``huey`` (same names in the API and in every worker)."""
+
+    @huey.task(name="video")
+    def video(job_id: str, delivery: int) -> None:
+        run_delivery(huey, settings, job_id, delivery)
+
+    huey.restyle_tasks = {"video": video}  # type: ignore[attr-defined]
+    huey.restyle_stopping = threading.Event()  # type: ignore[attr-defined]  # set: requeue running jobs, stop
+    huey.restyle_context = {}  # type: ignore[attr-defined]  # per-process caches (the style catalogue)
+
+
+def _styles(huey: Huey, settings: Settings) -> Any:
+    """The style catalogue and its model sessions, built once per worker process (after the fork)."""
+    ctx: dict[str, Any] = huey.restyle_context  # type: ignore[attr-defined]
+    if "styles" not in ctx:
+        from restyle.api.service import StyleService
+
+        ctx["styles"] = StyleService(settings)
+    return ctx["styles"]
+
+
+class _Run:
+    """One delivery of one job in this process: its record, lease, progress and cancel event."""
+
+    def __init__(self, store: JobStore, job: Job, lease: float, stopping: threading.Event):
+        self.store = store
+        self.job = job
+        self.lease = lease
+        self.stopping = stopping
+        self.cancel = threading.Event()
+        self.reason = ""  # "cancelled" or "shutdown" once cancel is set
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.superseded = False
+        self._last_progress = 0.0
+
+    def save(self, **changes: Any) -> None:
+        """Write the record, unless a sweeper gave this job to another worker meanwhile."""
+        with self.lock:
+            for key, value in changes.items():
+                setattr(self.job, key, value)
+            current = self.store.get(self.job.id)
+            if current is None or current.delivery != self.job.delivery:
+                self.superseded = True
+                self.cancel.set()
+                self.reason = self.reason or "superseded"
+                return
+            self.store.put(self.job)
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= _PROGRESS_EVERY_S or done == total:
+            self._last_progress = now
+            with contextlib.suppress(QueueUnavailable):  # best effort; the lease watcher reports an outage
+                self.save(frames_done=done, frames_total=total)
+
+    def watch(self) -> None:
+        """Look for cancel requests (4x a second: a cheap read) and renew the lease until the run ends."""
+        renew_every = min(1.0, self.lease / 4)
+        renewed = time.monotonic()
+        while not self.done.wait(_CANCEL_POLL_S):
+            try:
+                if self.stopping.is_set():
+                    self.reason = self.reason or "shutdown"
+                    self.cancel.set()
+                elif self.store.cancel_requested(self.job.id):
+                    self.reason = self.reason or "cancelled"
+                    self.cancel.set()
+                if time.monotonic() - renewed >= renew_every:
+                    renewed = time.monotonic()
+                    self.save(lease_until=time.time() + self.lease)
+            except QueueUnavailable as exc:
+                log.warning("job %s: cannot renew the lease: %s", self.job.id, exc)
+
+
+def run_delivery(huey: Huey, settings: Settings, job_id: str, delivery: int) -> None:
+    """The Huey task: run delivery ``delivery`` of job ``job_id`` at most once, wherever it lands."""
+    store = JobStore(huey, settings)
+    if not store.once(f"claim:{job_id}:{delivery}"):
+        log.info("job %s delivery %d already claimed; skipped", job_id, delivery)
+        return
+    job = store.get(job_id)
+    if job is None or job.delivery != delivery or job.state != "queued":
+        return  # cancelled while queued, expired, or superseded by a later delivery
+    now = time.time()
+    if store.cancel_requested(job_id):
+        job.state, job.finished_at, job.error = "cancelled", now, "cancelled before it started"
+        store.put(job)
+        _remove_files(store, job, keep_result=False)
+        return
+    if job.attempts >= settings.job_attempts:
+        _give_up(store, job, settings)
+        return
+    job.state, job.attempts, job.worker = "running", job.attempts + 1, worker_id()
+    job.started_at, job.lease_until, job.frames_done = now, now + settings.job_lease, 0
+    store.put(job)
+    run = _Run(store, job, settings.job_lease, huey.restyle_stopping)  # type: ignore[attr-defined]
+    watcher = threading.Thread(target=run.watch, name=f"job-{job_id[:8]}-lease", daemon=True)
+    watcher.start()
+    try:
+        _execute(huey, settings, store, run)
+    except KeyboardInterrupt:  # Huey's process worker got SIGTERM mid-job: requeue it, then let Huey stop
+        run.done.set()
+        _requeue_after_shutdown(store, run)
+        raise
+    finally:
+        run.done.set()
+
+
+def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None:
+    from restyle.video.jobs import run_video_job
+    from restyle.video.pipeline import Cancelled
+
+    job = run.job
+    for stale in store.job_dir(job.id).glob(".result.*"):  # a temporary output of a run that was killed
+        stale.unlink(missing_ok=True)
+    try:
+        if job.kind != "video":
+            raise UserError(f"unknown job kind {job.kind!r}")
+        frames = run_video_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+    except Cancelled:
+        run.done.set()
+        if run.reason == "shutdown":
+            _requeue_after_shutdown(store, run)
+        elif run.reason == "cancelled":
+            run.save(state="cancelled", finished_at=time.time(), error="cancelled on request", lease_until=None)
+            _remove_files(store, job, keep_result=False)
+        else:
+            log.info("job %s was given to another worker; this run stopped", job.id)
+        return
+    except UserError as exc:
+        run.done.set()
+        run.save(state="failed", finished_at=time.time(), error=scrub(str(exc)), lease_until=None)
+        _remove_files(store, job, keep_result=False)
+        log.info("job %s failed: %s", job.id, scrub(str(exc)))
+        return
+    except BROKER_ERRORS:
+        raise  # the broker is gone: the lease runs out and the job is retried when it is back
+    except Exception:  # noqa: BLE001 - a bug fails (or retries) this job only; details go to the log
+        run.done.set()
+        log.exception("job %s: internal error on attempt %d", job.id, job.attempts)
+        if job.attempts < settings.job_attempts:
+            run.save(error="internal error; retrying", lease_until=None)
+            if not run.superseded:
+                store.enqueue(job)
+        else:
+            run.save(state="failed", finished_at=time.time(), error="internal error", lease_until=None)
+            _remove_files(store, job, keep_result=False)
+        return
+    run.done.set()
+    size = store.result_path(job.id).stat().st_size
+    run.save(
+        state="succeeded",
+        frames_done=frames,
+        frames_total=frames,
+        finished_at=time.time(),
+        result_bytes=size,
+        error=None,
+        lease_until=None,
+    )
+    if not run.superseded:
+        _remove_files(store, job, keep_result=True)
+        log.info("job %s succeeded: %d frames in %.1f s", job.id, frames, time.time() - (job.started_at or 0))
+
+
+def _requeue_after_shutdown(store: JobStore, run: _Run) -> None:
+    """A stopping worker hands its job back: not the job's fault, so the attempt does not count."""
+    try:
+        current = store.get(run.job.id)
+        if current is None or current.delivery != run.job.delivery or current.state != "running":
+            return
+        current.attempts = max(0, current.attempts - 1)
+        current.frames_done = 0
+        store.enqueue(current)
+        log.warning("job %s requeued: its worker is shutting down", run.job.id)
+    except QueueUnavailable as exc:  # the lease will run out and a sweeper requeues it instead
+        log.warning("job %s: could not requeue at shutdown (%s); the lease will expire", run.job.id, exc)
+
+
+def _give_up(store: JobStore, job: Job, settings: Settings) -> None:
+    job.state, job.finished_at, job.lease_until = "failed", time.time(), None
+    job.error = (
+        f"the worker running this job stopped {job.attempts} times (killed or out of memory); "
+        "try a shorter or smaller video"
+    )
+    store.put(job)
+    _remove_files(store, job, keep_result=False)
+    log.warning("job %s failed after %d attempts", job.id, job.attempts)
+
+
+def _remove_files(store: JobStore, job: Job, keep_result: bool) -> None:
+    directory = store.job_dir(job.id)
+    if keep_result:
+        (directory / job.input_name).unlink(missing_ok=True)
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def sweep(store: JobStore, settings: Settings, now: float | None = None) -> dict[str, int]:
+    """Requeue jobs whose lease ran out (their worker died); expire and forget old finished jobs.
+
+    Safe to run in every worker service at once: a ``put_if_empty`` key per
+    (job, delivery) lets exactly one of them act on each expired lease.
+    """
+    now = time.time() if now is None else now
+    counts = {"requeued": 0, "gave_up": 0, "expired": 0, "forgotten": 0}
+    for job in store.all():
+        if job.state == "running" and job.lease_until is not None and job.lease_until < now:
+            if not store.once(f"sweep:{job.id}:{job.delivery}"):
+                continue
+            if job.attempts >= settings.job_attempts:
+                _give_up(store, job, settings)
+                counts["gave_up"] += 1
+            else:
+                log.warning(
+                    "job %s: worker %s went silent (lease expired); requeued (attempt %d of %d done)",
+                    job.id,
+                    job.worker,
+                    job.attempts,
+                    settings.job_attempts,
+                )
+                job.frames_done = 0
+                store.enqueue(job)
+                counts["requeued"] += 1
+        elif job.state in FINISHED and job.finished_at and job.finished_at < now - settings.video_retention:
+            shutil.rmtree(store.job_dir(job.id), ignore_errors=True)
+            job.state = "expired"
+            store.put(job)
+            counts["expired"] += 1
+        elif job.state == "expired" and job.finished_at and job.finished_at < now - 7 * settings.video_retention:
+            store.forget(job.id)
+            counts["forgotten"] += 1
+    return counts
+
+
+class WorkerService:
+    """Workers for one machine: Huey's consumer (processes) for ``restyle worker``, or threads for tests.
+
+    Besides the workers, a housekeeping thread says "alive" (for ``/readyz``)
+    and sweeps expired leases and old jobs every few seconds.
+    """
+
+    def __init__(self, settings: Settings, processes: int = 1):
+        from restyle.jobs.store import make_huey
+
+        self.settings = settings
+        self.processes = processes
+        self.name = f"{worker_id()}"
+        self.huey = make_huey(settings)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.interval = min(5.0, settings.job_lease / 3)
+
+    # -- housekeeping ---------------------------------------------------------------------------------
+    def housekeeping(self) -> None:
+        housekeep(self.settings, self.name, self.processes, self._stop)
+
+    # -- threads (tests; one process) -------------------------------------------------------------
+    def start_threads(self) -> None:
+        """Run ``processes`` worker *threads* in this process plus housekeeping; ``stop()`` ends them."""
+        self._stop.clear()
+        self.huey.restyle_stopping.clear()  # type: ignore[attr-defined]
+        for i in range(self.processes):
+            t = threading.Thread(target=self._thread_loop, name=f"job-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self.housekeeping, name="job-housekeeping", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _thread_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                task = self.huey.dequeue()
+            except BROKER_ERRORS as exc:
+                log.warning("cannot read the job queue: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            if task is None:
+                self._stop.wait(0.05)
+                continue
+            try:
+                self.huey.execute(task)
+            except Exception:  # noqa: BLE001 - Huey logs task errors; the loop must go on
+                log.exception("job task crashed")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Requeue running jobs and stop (the graceful shutdown of a worker)."""
+        self.huey.restyle_stopping.set()  # type: ignore[attr-defined]
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    # -- processes (`restyle worker`) -------------------------------------------------------------
+    def run(self) -> None:
+        """Huey's consumer with ``processes`` worker processes, until SIGTERM (requeue running jobs) or SIGINT."""
+        huey = self.huey
+
+        @huey.on_startup()
+        def _fresh_connections() -> None:
+            # A forked child must not reuse the parent's SQLite connection or a lock some thread held at fork.
+            storage = huey.storage
+            if hasattr(storage, "_conn"):
+                storage._conn = None
+                storage.lock = threading.Lock()
+
+        close = getattr(huey.storage, "close", None)
+        if close is not None:
+            close()  # SQLite: no connection may cross the fork into the worker processes (locks break)
+
+        consumer = _Consumer(
+            huey,
+            workers=self.processes,
+            worker_type="process",
+            periodic=False,
+            max_delay=0.5,
+            check_worker_health=True,
+            health_check_interval=1,
+        )
+        # Housekeeping runs in a *spawned* process: an SQLite connection open in this process when Huey
+        # forks (or re-forks) a worker would poison SQLite's lock state in the child ("database is locked").
+        ctx = multiprocessing.get_context("spawn")
+        keeper = ctx.Process(
+            target=housekeep,
+            args=(self.settings, self.name, self.processes, None, os.getpid()),
+            name="job-housekeeping",
+            daemon=True,
+        )
+        keeper.start()
+        log.info(
+            "restyle worker %s: %d process(es) on %s",
+            self.name,
+            self.processes,
+            _describe(self.settings),
+        )
+        try:
+            consumer.run()
+        finally:
+            _reap(consumer)
+            keeper.terminate()  # stateless: its "alive" mark expires by itself
+            keeper.join(5)
+            if keeper.is_alive():
+                keeper.kill()
+
+
+def housekeep(settings: Settings, name: str, processes: int, stop: threading.Event | None, parent: int = 0) -> None:
+    """Say "alive" (for ``/readyz``) and sweep expired leases and old jobs every few seconds.
+
+    Until ``stop`` is set (threads), or, as its own process, until terminated or its ``parent`` is gone.
+    (No multiprocessing Event: one whose waiter was killed can block ``set()`` forever.)"""
+    from restyle.jobs.store import make_huey
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    store = JobStore(make_huey(settings), settings)
+    interval = min(5.0, settings.job_lease / 3)
+    while not (stop is not None and stop.is_set()) and not (parent and os.getppid() != parent):
+        try:
+            store.worker_alive(name, processes)
+            counts = sweep(store, settings)
+            if any(counts.values()):
+                log.info("sweep: %s", counts)
+        except QueueUnavailable as exc:
+            log.warning("%s", exc)
+        except Exception:  # noqa: BLE001 - housekeeping must outlive any one bad record
+            log.exception("job sweep failed")
+        if stop is not None:
+            stop.wait(interval)
+        else:
+            time.sleep(interval)
+    with contextlib.suppress(QueueUnavailable):
+        store.worker_gone(name)
+
+
+class _IdleScheduler(Scheduler):
+    """Huey's scheduler process moves delayed tasks to the queue every second: a write transaction per
+    second on SQLite. Jobs are never delayed (retries go through the lease sweep), so it only idles."""
+
+    def loop(self, now: Any = None) -> None:
+        self.stop_flag.wait(1.0)
+
+
+class _Consumer(Consumer):
+    scheduler_class = _IdleScheduler
+
+
+def _reap(consumer: Any, grace: float = 10.0) -> None:
+    """Bound the shutdown: Huey already interrupted the job processes (they requeue their jobs); give them
+    ``grace`` seconds, then kill what is left (a process stuck on a busy SQLite file would otherwise keep
+    the whole worker from exiting, and multiprocessing's exit handler would wait for it forever)."""
+    procs = [p for _, p in consumer.worker_threads] + [consumer.scheduler]
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.is_alive():
+            log.warning("worker process %s did not stop in %.0f s; killed", proc.pid, grace)
+            proc.kill()
+            proc.join(1)
+
+
+def _describe(settings: Settings) -> str:
+    from restyle.jobs.store import describe_broker
+
+    return f"{describe_broker(settings)}, files under {settings.storage_root}"
