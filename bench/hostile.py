@@ -282,7 +282,8 @@ def run_cli(corpus: Path, out: Path, max_size: int) -> dict[str, object]:
     }
 
 
-def _vm(pid: int, field: str) -> float:
+def vm_mb(pid: int, field: str) -> float:
+    """A memory field of ``/proc/PID/status`` in MB (``VmRSS`` now, ``VmHWM`` the peak); NaN if absent."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
@@ -337,7 +338,7 @@ async def _overload(url: str, body: bytes, clients: int, seconds: float) -> Coun
 def run_overload(url: str, pid: int, clients: int, seconds: float) -> dict[str, object]:
     import httpx
 
-    before = _vm(pid, "VmRSS")
+    before = vm_mb(pid, "VmRSS")
     statuses = asyncio.run(_overload(url, SAMPLE.read_bytes(), clients, seconds))
     t0 = time.monotonic()
     recovered = None
@@ -348,7 +349,7 @@ def run_overload(url: str, pid: int, clients: int, seconds: float) -> dict[str, 
                 recovered = time.monotonic() - t0
                 break
             time.sleep(0.2)
-    return {"statuses": statuses, "rss_before": before, "peak_mb": _vm(pid, "VmHWM"), "recovered_s": recovered}
+    return {"statuses": statuses, "rss_before": before, "peak_mb": vm_mb(pid, "VmHWM"), "recovered_s": recovered}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             api = run_api(server.url, files)
             print(f"api: {api}", flush=True)
-            api_peak = _vm(server.proc.pid, "VmHWM")
+            api_peak = vm_mb(server.proc.pid, "VmHWM")
             seconds = 10.0 if args.quick else args.overload_seconds
             over = run_overload(server.url, server.proc.pid, args.clients, seconds)
             print(f"overload: {over}", flush=True)

@@ -33,11 +33,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from restyle.api.deps import require_api_key
 from restyle.api.settings import Settings
-from restyle.api.uploads import save_upload
+from restyle.api.uploads import save_upload, with_form_fields
 from restyle.errors import UserError
 from restyle.jobs.store import FINISHED, Job, JobStore, QueueUnavailable, describe_broker
 
@@ -214,14 +214,7 @@ def owner_of(request: Request) -> str:
 
 
 def _validate_params(query: VideoJobParams, fields: dict[str, str], settings: Settings) -> VideoJobParams:
-    params = query
-    if fields:
-        try:
-            params = VideoJobParams.model_validate({**query.model_dump(exclude_unset=True), **fields})
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
-            ) from None
+    params = with_form_fields(query, fields)
     if params.max_size is not None and params.max_size > settings.video_max_size_limit:
         raise RequestValidationError(
             [

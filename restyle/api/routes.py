@@ -9,10 +9,8 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +23,7 @@ from restyle.api.metrics import Metrics
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
+from restyle.api.uploads import body_error, with_form_fields
 from restyle.imaging import MIME_TYPES, encode_image, fit_max_size, normalize_format
 from restyle.runtime import StylizeOptions
 
@@ -49,10 +48,6 @@ api = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses
 ops = APIRouter(dependencies=[Depends(require_api_key)])
 
 
-def _invalid(field: str, message: str, kind: str = "value_error") -> RequestValidationError:
-    return RequestValidationError([{"type": kind, "loc": ("body", field), "msg": message}])
-
-
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The raw body, never more than ``limit`` bytes in memory (the middleware stops the stream there)."""
     buf = bytearray()
@@ -70,18 +65,13 @@ async def _read_upload(request: Request, params: StylizeParams, limit: int) -> t
         try:
             form = await request.form(max_files=1, max_fields=16, max_part_size=limit)
         except StarletteHTTPException as exc:  # malformed multipart: Starlette says 400; it is bad input
-            raise _invalid("image", f"malformed multipart body: {exc.detail}") from None
+            raise body_error("image", f"malformed multipart body: {exc.detail}") from None
         try:
             upload = form.get("image")
             if not isinstance(upload, UploadFile):
-                raise _invalid("image", "a multipart request needs an 'image' file field", "missing")
+                raise body_error("image", "a multipart request needs an 'image' file field", "missing")
             fields = {k: v for k, v in form.items() if k in StylizeParams.model_fields and isinstance(v, str)}
-            try:
-                params = StylizeParams.model_validate({**params.model_dump(exclude_unset=True), **fields})
-            except ValidationError as exc:
-                raise RequestValidationError(
-                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
-                ) from None
+            params = with_form_fields(params, fields)
             data = await upload.read()
         finally:
             await form.close()
@@ -92,7 +82,7 @@ async def _read_upload(request: Request, params: StylizeParams, limit: int) -> t
             f"send the image as multipart/form-data (field 'image') or as a raw image/* body, not {content_type or 'no content type'!r}"
         )
     if not data:
-        raise _invalid("image", "the request contains no image bytes", "missing")
+        raise body_error("image", "the request contains no image bytes", "missing")
     return data, params
 
 
@@ -178,7 +168,7 @@ async def _stylize(
 ) -> Response:
     max_size = params.max_size or settings.max_size
     if max_size > settings.max_size_limit:
-        raise _invalid("max_size", f"max_size must be at most {settings.max_size_limit}", "less_than_equal")
+        raise body_error("max_size", f"max_size must be at most {settings.max_size_limit}", "less_than_equal")
     choice = service.resolve(params.style)
     options = StylizeOptions(
         strength=params.strength, preserve_color=params.preserve_color, max_size=max_size, style_weights=choice.style

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restyle.api.errors import BodyTooLarge, UnsupportedMediaType
 
 _CHUNK = 1 << 20
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass
@@ -30,8 +33,24 @@ class SavedUpload:
     fields: dict[str, str] = field(default_factory=dict)  # the other multipart fields (parameters)
 
 
-def missing(name: str, message: str, kind: str = "missing") -> RequestValidationError:
+def body_error(name: str, message: str, kind: str = "value_error") -> RequestValidationError:
+    """A 422 about one field of the request body, in FastAPI's validation-error shape."""
     return RequestValidationError([{"type": kind, "loc": ("body", name), "msg": message}])
+
+
+def with_form_fields(query: P, fields: dict[str, str]) -> P:
+    """``query`` (parameters from the URL) overridden by multipart form fields, validated by the same model.
+
+    Errors in the form fields are reported at ``("body", field)``, as FastAPI does for body parameters.
+    """
+    if not fields:
+        return query
+    try:
+        return type(query).model_validate({**query.model_dump(exclude_unset=True), **fields})
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+        ) from None
 
 
 async def save_upload(
@@ -43,11 +62,11 @@ async def save_upload(
         try:
             form = await request.form(max_files=1, max_fields=16)
         except StarletteHTTPException as exc:  # malformed multipart: Starlette says 400; it is bad input
-            raise missing(field_name, f"malformed multipart body: {exc.detail}", "value_error") from None
+            raise body_error(field_name, f"malformed multipart body: {exc.detail}") from None
         try:
             upload = form.get(field_name)
             if not isinstance(upload, UploadFile):
-                raise missing(field_name, f"a multipart request needs a {field_name!r} file field")
+                raise body_error(field_name, f"a multipart request needs a {field_name!r} file field", "missing")
             size = await _copy(upload, target, limit)
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             filename = upload.filename
@@ -69,7 +88,7 @@ async def save_upload(
             f"not {content_type or 'no content type'!r}"
         )
     if size == 0:
-        raise missing(field_name, "the upload is empty")
+        raise body_error(field_name, "the upload is empty", "missing")
     return SavedUpload(size, filename, fields)
 
 

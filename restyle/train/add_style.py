@@ -57,9 +57,9 @@ def load_base(spec: str | Path) -> StyleNet:
     """The trained network named by ``spec``: an installed model or style name, an ``.onnx`` file or a ``final.pt``."""
     path = Path(spec).expanduser()
     if not path.is_file():
-        from restyle.runtime.registry import Registry
+        from restyle.runtime.cli import cli_registry
 
-        registry = Registry()
+        registry = cli_registry(None)  # bundled models plus the user's models folder, as `restyle stylize` sees them
         model, _ = registry.lookup(str(spec))
         path = registry.info(model).path
     if not path.is_file():

@@ -27,15 +27,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return build_corpus(tmp_path_factory.mktemp("hostile") / "corpus", "small")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from restyle.export.onnx_export import export_untrained
-
-    root = tmp_path_factory.mktemp("hostile-model")
-    export_untrained("fast", root / "mosaic.onnx", ["mosaic"])
-    return root
-
-
 @pytest.mark.slow
 def test_the_cli_survives_the_hostile_corpus_with_one_line_per_bad_file(
     corpus: list[Path], model_dir: Path, tmp_path: Path

@@ -19,19 +19,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from bench.hostile import vm_mb
 from tests.api.conftest import start_server, stop_server
 from tests.conftest import SAMPLE_PHOTO
 
 CLIENTS = 32
 BODY = 20_000_000
 CHUNK = 16_384
-
-
-def _rss_mb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
 def _trickle(host: str, port: int, stop: threading.Event, statuses: list[int]) -> None:
@@ -58,14 +52,6 @@ def _trickle(host: str, port: int, stop: threading.Event, statuses: list[int]) -
     statuses.append(int(reply.split()[1]) if reply.startswith(b"HTTP/1.1") else -1)
 
 
-@pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    from restyle.export.onnx_export import export_untrained
-
-    export_untrained("fast", tmp_path / "mosaic.onnx", ["mosaic"])
-    return tmp_path
-
-
 @pytest.mark.slow
 def test_32_slow_20mb_uploads_keep_the_server_responsive_and_bounded(model_dir: Path) -> None:
     server = start_server(model_dir, env={"RESTYLE_BODY_TIMEOUT": "3", "RESTYLE_ACCESS_LOG": "false"})
@@ -74,7 +60,7 @@ def test_32_slow_20mb_uploads_keep_the_server_responsive_and_bounded(model_dir: 
         url = urlsplit(server.url)
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.post("/v1/stylize", content=SAMPLE_PHOTO.read_bytes(), headers={"content-type": "image/jpeg"}).status_code == 200  # fmt: skip
-            baseline = _rss_mb(pid, "VmRSS")
+            baseline = vm_mb(pid, "VmRSS")
             stop, statuses = threading.Event(), []
             clients = [
                 threading.Thread(target=_trickle, args=(url.hostname, url.port, stop, statuses), daemon=True)
@@ -92,7 +78,7 @@ def test_32_slow_20mb_uploads_keep_the_server_responsive_and_bounded(model_dir: 
             stop.set()
             for t in clients:
                 t.join(10)
-            peak = _rss_mb(pid, "VmHWM")
+            peak = vm_mb(pid, "VmHWM")
             # every upload was answered, none by reading 20 MB: full admission says 429, the body deadline 408
             assert len(statuses) == CLIENTS and set(statuses) <= {408, 429}, statuses
             assert statuses.count(429) >= CLIENTS - 18 and statuses.count(408) >= 1, statuses
