@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--content-weight", type=float)
     p.add_argument("--style-weight", type=float)
     p.add_argument("--tv-weight", type=float)
+    p.add_argument(
+        "--palette-weight", type=float, help="weight of the colour-distribution term against the style image (0: off)"
+    )
     p.add_argument("--temporal-weight", type=float, help="weight of the video-free temporal consistency loss")
     p.add_argument("--content-layer")
     p.add_argument(

@@ -37,6 +37,8 @@ class TrainConfig(BaseModel):
     content_weight: float = Field(1.0, ge=0)
     style_weight: float = Field(1.0, ge=0)
     tv_weight: float = Field(0.5, ge=0)
+    # sliced-Wasserstein colour term against the style image (train.losses.palette_loss); 0 leaves it out
+    palette_weight: float = Field(0.0, ge=0)
     temporal_weight: float = Field(0.0, ge=0)
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))

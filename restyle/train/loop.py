@@ -34,7 +34,15 @@ from restyle.train import distributed as D
 from restyle.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from restyle.train.config import TrainConfig
 from restyle.train.data import PhotoFolder, ResumableSampler
-from restyle.train.losses import LossTerms, content_loss, gram_matrix, style_loss, total_variation
+from restyle.train.losses import (
+    LossTerms,
+    content_loss,
+    gram_matrix,
+    palette_loss,
+    palette_targets,
+    style_loss,
+    total_variation,
+)
 from restyle.train.temporal import temporal_loss
 
 
@@ -126,6 +134,7 @@ class Trainer:
         )
 
         self.style_grams = self._style_targets()
+        self.palette_dirs, self.palettes = self._palette_targets()
         self.layer_weights = cfg.layer_weights()
         self.step = 0
         self.elapsed = 0.0
@@ -156,6 +165,25 @@ class Trainer:
                 feats = self.vgg(img, self.cfg.style_layers)
                 per_style.append({k: gram_matrix(v)[0] for k, v in feats.items()})
         return {k: torch.stack([t[k] for t in per_style]) for k in self.cfg.style_layers}
+
+    def _palette_targets(self, directions: int = 32) -> tuple[Tensor, Tensor]:
+        """Fixed random colour directions (K, 3) and each style's sorted pixel projections (S, K, M).
+
+        Fixed (seeded) directions keep the loss a deterministic function of
+        the step; 32 of them in RGB leave no colour axis unmeasured.
+        """
+        g = torch.Generator().manual_seed(self.cfg.seed + 4242)
+        dirs = torch.randn(directions, 3, generator=g)
+        dirs = (dirs / dirs.norm(dim=1, keepdim=True)).to(self.device)
+        if self.cfg.palette_weight <= 0:
+            return dirs, torch.zeros(0, directions, 1, device=self.device)
+        per_style = []
+        for path in self.cfg.style_images:
+            img = _image_tensor(path, min(self.cfg.style_size, 256)).to(self.device)
+            per_style.append(palette_targets(img[0].reshape(3, -1).T, dirs))
+        m = min(t.shape[1] for t in per_style)
+        pick = [torch.linspace(0, t.shape[1] - 1, m, device=self.device).round().long() for t in per_style]
+        return dirs, torch.stack([t[:, i] for t, i in zip(per_style, pick)])
 
     def _validation_images(self, count: int = 4) -> Tensor:
         """Fixed centre crops of the first photos: the same pictures in every sample grid."""
@@ -237,7 +265,11 @@ class Trainer:
         s = style_loss({k: feats_y[k] for k in cfg.style_layers}, targets, self.layer_weights)
         tv = total_variation(y.float())
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv + cfg.temporal_weight * temporal
-        return LossTerms(content=c, style=s, tv=tv, temporal=temporal.float(), total=total)
+        palette = None
+        if cfg.palette_weight > 0:
+            palette = palette_loss(y, x, self.palettes[idx], self.palette_dirs)
+            total = total + cfg.palette_weight * palette
+        return LossTerms(content=c, style=s, tv=tv, temporal=temporal.float(), total=total, palette=palette)
 
     def identity_warm_start(self) -> None:
         """Teach the network to reproduce its input (pixel L1, no VGG) before the perceptual steps.

@@ -12,7 +12,15 @@ from restyle.imaging import decode_image, fit_max_size
 from restyle.models.transformer import build_network
 from restyle.models.vgg import VGGFeatures
 from restyle.train.config import DEFAULT_STYLE_LAYERS, TrainConfig
-from restyle.train.losses import content_loss, gram_matrix, style_layer_losses, style_loss, total_variation
+from restyle.train.losses import (
+    content_loss,
+    gram_matrix,
+    palette_loss,
+    palette_targets,
+    style_layer_losses,
+    style_loss,
+    total_variation,
+)
 from tests.conftest import REPO, SAMPLE_PHOTO
 
 PAINTING = REPO / "restyle" / "styles" / "starry_night.jpg"  # the bundled thumbnail of a real painting
@@ -109,3 +117,38 @@ def test_style_layer_weights_from_the_command_line(tmp_path: Path) -> None:
             style_layers=["relu1_1"],
             style_layer_weights=[1, 2],
         )
+
+
+def _palette_setup(style: torch.Tensor, k: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    dirs = torch.randn(k, 3, generator=g)
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    return dirs, palette_targets(style[0].reshape(3, -1).T, dirs)[None]
+
+
+def test_palette_loss_is_one_for_the_photo_and_zero_for_the_paintings_own_colours():
+    g = torch.Generator().manual_seed(1)
+    style = torch.rand(1, 3, 32, 32, generator=g) * torch.tensor([0.2, 0.3, 0.9])[:, None, None]  # bluish
+    photo = torch.rand(1, 3, 32, 32, generator=g) * torch.tensor([0.9, 0.6, 0.2])[:, None, None]  # orange
+    dirs, targets = _palette_setup(style)
+    assert palette_loss(photo, photo, targets, dirs).item() == pytest.approx(1.0, abs=1e-5)
+    # the painting's pixels rearranged (a different picture, the same colours) scores 0
+    shuffled = style.reshape(3, -1)[:, torch.randperm(32 * 32, generator=g)].reshape(1, 3, 32, 32)
+    assert palette_loss(shuffled, photo, targets, dirs).item() < 1e-5
+
+
+def test_palette_loss_gradient_moves_the_colours_towards_the_painting():
+    g = torch.Generator().manual_seed(2)
+    style = torch.rand(1, 3, 24, 24, generator=g) * torch.tensor([0.2, 0.3, 0.9])[:, None, None]
+    photo = torch.rand(1, 3, 24, 24, generator=g) * torch.tensor([0.9, 0.6, 0.2])[:, None, None]
+    dirs, targets = _palette_setup(style)
+    y = photo.clone().requires_grad_(True)
+    opt = torch.optim.Adam([y], lr=0.02)
+    for _ in range(60):
+        opt.zero_grad()
+        palette_loss(y, photo, targets, dirs).backward()
+        opt.step()
+    final = palette_loss(y.detach(), photo, targets, dirs).item()
+    assert final < 0.3
+    mean = y.detach().mean(dim=(0, 2, 3))
+    assert mean[2] > mean[0]  # blue now dominates red, as in the painting
