@@ -69,7 +69,10 @@ def peer_model() -> tuple[Path, object] | None:
     def feeds(session, size: int) -> dict[str, np.ndarray]:
         weights = np.zeros(26, np.float32)
         weights[0] = 1
-        return {"image": np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32), "style_weights": weights}
+        return {
+            "image": np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32),
+            "style_weights": weights,
+        }
 
     return path, feeds
 
@@ -97,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
         models["peer multistyle26"] = peer
     results = {name: profile(path, args.size, args.runs, args.threads, feeds) for name, (path, feeds) in models.items()}
 
-    ops = sorted({op for r in results.values() for op in r}, key=lambda op: -max(r.get(op, 0) for r in results.values()))
+    ops = sorted(
+        {op for r in results.values() for op in r}, key=lambda op: -max(r.get(op, 0) for r in results.values())
+    )
     header = ["operator type", *[f"{name}: ms (share)" for name in results]]
     rows = []
     for op in ops:

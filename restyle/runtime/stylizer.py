@@ -158,6 +158,37 @@ class Stylizer:
         out = self._forward(self._session, batch, weights)[0]
         return out[:, :, :h, :w]
 
+    def frozen(self, reference: np.ndarray, options: StylizeOptions | None = None) -> Stylizer:
+        """A copy of this stylizer whose network uses fixed instance-norm statistics, measured on ``reference``.
+
+        For frames that share their statistics (one video shot): the norms are
+        measured once, on ``reference`` as the network would see it under
+        ``options``, and folded with the style into the convolutions
+        (``restyle.runtime.specialize``), so each frame runs a graph of
+        convolutions, pads and resizes only. Measured at 512x512 on this CPU:
+        about 10 % less time per frame than the full graph, and identical
+        output for ``reference`` itself (max difference 1e-6). The copy serves
+        one style (the one in ``options``); stylize the frames with the same
+        ``options``.
+        """
+        import copy
+
+        import onnx
+
+        from restyle.runtime.specialize import freeze_norms
+
+        options = options or StylizeOptions()
+        photo = _fitted(reference, options)
+        vec = self.style_vector(options.style_weights)
+        h, w = photo.shape[:2]
+        scale = options.scale_for(h, w)
+        network_input = resize(photo, max(1, round(h / scale)), max(1, round(w / scale)))
+        stats = self.thumbnail_stats(network_input, vec)
+        proto = freeze_norms(onnx.load(str(self.path)), vec, stats)
+        twin = copy.copy(self)
+        twin._session = self._create_session(proto.SerializeToString())
+        return twin
+
     # -- the photo pipeline -------------------------------------------------
     def stylize(self, image: np.ndarray, options: StylizeOptions | None = None) -> np.ndarray:
         """Stylize an ``HxWx3`` float32 RGB [0, 1] photo; returns the same form (size per ``max_size``)."""

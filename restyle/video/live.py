@@ -81,6 +81,7 @@ def run_live(
 
     from restyle.runtime import StylizeOptions
     from restyle.runtime.cli import cli_registry
+    from restyle.video.shots import ShotNorm
     from restyle.video.stabilize import Stabilizer
 
     check_gui()
@@ -97,12 +98,16 @@ def run_live(
             cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
         except cv2.error:
             raise NoDisplay(_HEADLESS) from None
+        shots: ShotNorm | None = None
         while True:
             ok, bgr = cap.read()
             if not ok:
                 raise NoCamera(f"camera {camera!r} stopped delivering frames")
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            out = current.stylize(to_float(rgb), options)
+            if shots is None or shots.stylizer is not current or shots.options is not options:
+                shots = ShotNorm(current, options)  # a new style: statistics measured again
+            image = to_float(rgb)
+            out = shots.stylizer_for(rgb, image).stylize(image, options)
             if stabilizer is not None:
                 small = resize(rgb, *out.shape[:2])
                 out = stabilizer(small, out)

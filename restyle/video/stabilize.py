@@ -43,7 +43,7 @@ class StabilizeConfig:
     keep_contrast: bool = True
 
 
-def _histogram(rgb: np.ndarray) -> np.ndarray:
+def frame_histogram(rgb: np.ndarray) -> np.ndarray:
     small = resize(rgb, 36, 64, interpolation=cv2.INTER_AREA)  # area even for tiny frames, as always
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
@@ -88,7 +88,7 @@ class Stabilizer:
     def __call__(self, frame_rgb: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """The stabilized version of ``stylized`` (HxWx3 float32), which is the output for ``frame_rgb``."""
         gray = to_gray(frame_rgb)
-        hist = _histogram(frame_rgb if frame_rgb.dtype == np.uint8 else to_uint8(frame_rgb))
+        hist = frame_histogram(frame_rgb if frame_rgb.dtype == np.uint8 else to_uint8(frame_rgb))
         out = stylized
         prev_out = self._prev_out
         if prev_out is not None and self.is_cut(hist):

@@ -26,6 +26,7 @@ from restyle.imaging import resize, to_float, to_uint8
 from restyle.runtime import StylizeOptions, Stylizer
 from restyle.video.io import Frame, VideoInfo, VideoWriter, even_size, probe, read_frames
 from restyle.video.pipeline import Pipeline
+from restyle.video.shots import ShotNorm
 from restyle.video.stabilize import StabilizeConfig, Stabilizer
 
 ProgressFn = Callable[[int, int], None]  # (frames done, frames expected; 0 = unknown)
@@ -76,6 +77,7 @@ def stylize_video(
     start: float = 0.0,
     duration: float | None = None,
     audio: bool = True,
+    frozen_norm: bool = True,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     info: VideoInfo | None = None,
@@ -84,6 +86,8 @@ def stylize_video(
 
     ``options.max_size`` sets the output size (applied here so it is fixed
     and even); the target only appears, complete, when everything succeeded.
+    ``frozen_norm``: measure instance-norm statistics once per shot
+    (``restyle.video.shots``) instead of on every frame.
     """
     options = options or StylizeOptions()
     info = info or probe(source)
@@ -101,8 +105,12 @@ def stylize_video(
                 frame.rgb = resize(frame.rgb, height, width)  # still uint8: converted to float once, below
             yield frame
 
+    shots = ShotNorm(stylizer, frame_options) if frozen_norm else None
+
     def stylize(frame: Frame) -> tuple[Frame, np.ndarray]:
-        return frame, stylizer.stylize(to_float(frame.rgb), frame_options)
+        image = to_float(frame.rgb)
+        model = shots.stylizer_for(frame.rgb, image) if shots is not None else stylizer
+        return frame, model.stylize(image, frame_options)
 
     def stabilized(item: tuple[Frame, np.ndarray]) -> tuple[Frame, np.ndarray]:
         frame, image = item
