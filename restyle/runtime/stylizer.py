@@ -13,6 +13,7 @@ the object, so one Stylizer serves all API workers and video threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -61,17 +62,22 @@ class Stylizer:
             raise UserError(f"threads must be at least 1, not {threads}")
         self.threads = threads
         self.requested_provider = provider
-        self._chain = provider_list(
-            provider, meta.precision, meta.num_styles, Path(cache_dir) if cache_dir is not None else None
-        )
-        self._session = self._create_session(self.path.read_bytes())
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._chain = provider_list(provider, meta.precision, meta.num_styles, self.cache_dir)
+        self._session = self._load_optimized()
         self._lock = threading.Lock()
         self._tiling: tuple[ort.InferenceSession, ort.InferenceSession, list[str]] | None = None
 
     # -- sessions ---------------------------------------------------------
-    def _create_session(self, model: bytes) -> ort.InferenceSession:
+    def _create_session(
+        self, model: bytes | str, optimize: bool = True, save_to: Path | None = None
+    ) -> ort.InferenceSession:
         so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
+        if save_to is not None:
+            so.optimized_model_filepath = str(save_to.with_name(f".{save_to.name}.{os.getpid()}.tmp"))
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.inter_op_num_threads = 1
         if self.threads:
@@ -86,7 +92,34 @@ class Stylizer:
             self._chain = provider_list("cpu")
             return self._create_session(model)
         verify(session, self._chain)
+        if save_to is not None:
+            with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next start
+                os.replace(so.optimized_model_filepath, save_to)
         return session
+
+    def _load_optimized(self) -> ort.InferenceSession:
+        """The main session, from ONNX Runtime's optimised graph cached on disk when there is one.
+
+        Level ALL rewrites the graph for this machine (NCHWc layouts, fused
+        Conv+activation), which costs time at every start; ORT can save the
+        result and load it with no further optimisation. The cache key holds
+        everything that makes the saved graph valid: the model's bytes, the
+        ORT version, the provider and this CPU's model name. The file lives in
+        the cache folder rather than beside the model, because bundled models
+        sit in a read-only install. Any failure just optimises again.
+        """
+        from restyle.runtime.optimized_cache import cached_model_path
+
+        model = self.path.read_bytes()
+        cached = cached_model_path(model, self._chain[0][0], self.cache_dir)
+        if cached is None:
+            return self._create_session(model)
+        if cached.is_file():
+            try:
+                return self._create_session(str(cached), optimize=False)
+            except UserError:
+                cached.unlink(missing_ok=True)  # stale or damaged: rebuild it below
+        return self._create_session(model, save_to=cached)
 
     @property
     def providers(self) -> list[str]:

@@ -158,3 +158,18 @@ def test_named_provider_is_never_a_silent_fallback() -> None:
         with pytest.raises(ProviderUnavailable):
             Stylizer(exported(), provider=name)
     assert Stylizer(exported(), provider="auto").providers == ["CPUExecutionProvider"]
+
+
+def test_optimized_graph_is_cached_and_reused_with_identical_output(tmp_path) -> None:
+    x = np.random.default_rng(7).random((1, 3, 40, 44), dtype=np.float32)
+    first = Stylizer(exported(), provider="cpu", threads=1, cache_dir=tmp_path)
+    saved = list((tmp_path / "ort-optimized").glob("*.onnx"))
+    assert len(saved) == 1 and saved[0].stat().st_size > 0
+    stamp = saved[0].stat().st_mtime_ns
+    again = Stylizer(exported(), provider="cpu", threads=1, cache_dir=tmp_path)
+    assert saved[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    np.testing.assert_allclose(again.run(x), first.run(x), atol=1e-6)
+    saved[0].write_bytes(b"not a model")  # a damaged cache file is rebuilt, never an error
+    third = Stylizer(exported(), provider="cpu", threads=1, cache_dir=tmp_path)
+    np.testing.assert_allclose(third.run(x), first.run(x), atol=1e-6)
+    assert saved[0].stat().st_size > 100
