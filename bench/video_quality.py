@@ -66,6 +66,20 @@ def stylize_all(stylizer: Stylizer, frames: list[np.ndarray]) -> list[np.ndarray
     return [stylizer.stylize(to_float(f)) for f in frames]
 
 
+def stylize_per_shot(stylizer: Stylizer, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Frozen instance-norm statistics per shot, as ``restyle video`` runs by default (``restyle.video.shots``)."""
+    from restyle.runtime import StylizeOptions
+    from restyle.video.shots import ShotNorm
+
+    options = StylizeOptions()
+    shots = ShotNorm(stylizer, options)
+    out = []
+    for f in frames:
+        image = to_float(f)
+        out.append(shots.stylizer_for(f, image).stylize(image, options))
+    return out
+
+
 def stabilize_all(frames: list[np.ndarray], stylized: list[np.ndarray]) -> list[np.ndarray]:
     stab = Stabilizer()
     return [stab(f, s) for f, s in zip(frames, stylized)]
@@ -109,7 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     style_loss = StyleLoss(decode_image(style_image_for(model, args.style_image)))
 
-    variants = ["input video (no stylization)", "per-frame", "per-frame + --stabilize"]
+    variants = [
+        "input video (no stylization)",
+        "per-frame",
+        "per-frame + --stabilize",
+        "per-shot statistics",
+        "per-shot statistics + --stabilize",
+    ]
     if temporal is not None:
         variants += ["temporal model", "temporal model + --stabilize"]
     werr: dict[str, list[float]] = {v: [] for v in variants}
@@ -121,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         outputs = {"input video (no stylization)": [to_float(f) for f in frames]}
         outputs["per-frame"] = stylize_all(model, frames)
         outputs["per-frame + --stabilize"] = stabilize_all(frames, outputs["per-frame"])
+        outputs["per-shot statistics"] = stylize_per_shot(model, frames)
+        outputs["per-shot statistics + --stabilize"] = stabilize_all(frames, outputs["per-shot statistics"])
         if temporal is not None:
             outputs["temporal model"] = stylize_all(temporal, frames)
             outputs["temporal model + --stabilize"] = stabilize_all(frames, outputs["temporal model"])

@@ -88,9 +88,9 @@ def inference_fps(stylizer: Stylizer, frames: list[np.ndarray]) -> float:
     return len(images) / (time.perf_counter() - began)
 
 
-def end_to_end_fps(stylizer: Stylizer, clip: Path, stabilize: bool) -> float:
+def end_to_end_fps(stylizer: Stylizer, clip: Path, stabilize: bool, frozen_norm: bool = True) -> float:
     out = clip.with_name(clip.stem + f"-out-{int(stabilize)}.mp4")
-    result = stylize_video(clip, out, stylizer, stabilize=stabilize)
+    result = stylize_video(clip, out, stylizer, stabilize=stabilize, frozen_norm=frozen_norm)
     out.unlink(missing_ok=True)
     return result.fps
 
@@ -118,18 +118,39 @@ def main(argv: list[str] | None = None) -> int:
             inf = inference_fps(stylizer, frames)
             e2e = end_to_end_fps(stylizer, clip, stabilize=False)
             stab = end_to_end_fps(stylizer, clip, stabilize=True)
-            row = [f"{width}x{height}", arch, provider, str(count), f"{inf:.2f}", f"{e2e:.2f}", f"{stab:.2f}"]
+            per_frame = end_to_end_fps(stylizer, clip, stabilize=True, frozen_norm=False)
+            row = [
+                f"{width}x{height}",
+                arch,
+                provider,
+                str(count),
+                f"{inf:.2f}",
+                f"{e2e:.2f}",
+                f"{stab:.2f}",
+                f"{per_frame:.2f}",
+            ]
             print(" | ".join(row), flush=True)
             rows.append(row)
     cpu = platform.processor() or platform.machine()
     note = (
         f"Frames/s on {provider} ({os.cpu_count()} CPU cores visible, {cpu}). *Inference* is `Stylizer.stylize` on frames "
         "already in memory; *end to end* is `restyle video` (PyAV decode -> stylize -> libx264 veryfast encode, "
-        "threaded with bounded queues), without and with `--stabilize` (DIS flow both ways + warp + blend)."
+        "threaded with bounded queues), without and with `--stabilize` (DIS flow both ways + warp + blend), with "
+        "instance-norm statistics frozen per shot (the default, `restyle.video.shots`); the last column measures "
+        "them on every frame instead."
     )
     report(
         SECTION,
-        ["size", "arch", "provider", "frames", "inference fps", "end-to-end fps", "end-to-end + stabilize fps"],
+        [
+            "size",
+            "arch",
+            "provider",
+            "frames",
+            "inference fps",
+            "end-to-end fps",
+            "end-to-end + stabilize fps",
+            "+ stabilize, per-frame statistics fps",
+        ],
         rows,
         write=args.write,
         note=note,
