@@ -20,6 +20,15 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PHOTO = REPO / "restyle" / "assets" / "sample.jpg"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        action="store_true",
+        default=False,
+        help="browser tests write their screenshots into docs/screenshots/ (off by default, so the suite never rewrites docs)",
+    )
+
+
 def _skimage(name: str) -> np.ndarray:
     from skimage import data
 
