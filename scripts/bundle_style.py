@@ -67,14 +67,17 @@ def stages_table(chain: list[dict]) -> str:
         warm = f" (after {st['identity_steps']} identity steps)" if st.get("identity_steps") else ""
         rows.append(
             f"| {i} | {start} | {meta['steps']} × {st['batch_size']} at {st['image_size']} px{warm} | "
-            f"{st['style_weight']:g} | {st['style_size']} px | {layers} | {st['tv_weight']:g} | "
-            f"{meta['train_seconds'] / 60:.0f} min |"
+            f"{st['style_weight']:g} | {st['style_size']} px | {layers} | {st.get('palette_weight', 0):g} | "
+            f"{st['tv_weight']:g} | {st['lr']:g} | {meta['train_seconds'] / 60:.0f} min |"
         )
-    head = "| stage | starts from | steps × batch | style weight | style size | style layers | TV | time |\n"
+    head = (
+        "| stage | starts from | steps × batch | style weight | style size | style layers | palette | TV | lr | "
+        "time |\n"
+    )
     return (
         "\n\nTrained in stages, each starting from the previous one's weights (`--init`):\n\n"
         + head
-        + ("|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+        + ("|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     )
 
 
@@ -150,7 +153,8 @@ instance normalisation (Dumoulin et al. 2017). Each style is named on its own (`
 | style size | {s["style_size"]} px (shorter side of the style image when taking Gram targets) |
 | losses (balanced, see `restyle.train.losses`) | content {s["content_weight"]} at `{s["content_layer"]}`, style {
         s["style_weight"]
-    } over {layer_text}, TV {s["tv_weight"]}, temporal {s["temporal_weight"]} |
+    } over {layer_text}, palette {s.get("palette_weight", 0)} (sliced Wasserstein, RGB), TV {s["tv_weight"]}, \
+temporal {s["temporal_weight"]} |
 | optimiser | Adam, lr {s["lr"]} ({s.get("lr_schedule", "constant")} to {s.get("lr_min_fraction", 1)}×), seed {
         s["seed"]
     } |
