@@ -470,6 +470,12 @@ def markdown(record: dict) -> str:
     profiles = sorted({e["profile"] for e in figures.values()})
     total = sum(e["wall_seconds"] for e in figures.values())
     parts = [HEADER.format(profiles=", ".join(profiles) or "none", total=total / 60)]
+    if profiles != ["publication"]:
+        parts.append(
+            "> **Not the published gallery:** some figures below were rendered at a reduced budget profile "
+            "(see each caption) to check that they render; `make gallery` renders every figure at the "
+            "`publication` profile.\n"
+        )
     for key in KEYS:
         e = figures.get(key)
         if e is None:
@@ -503,7 +509,7 @@ DGN_AM = """## Not in the gallery: DGN-AM
 Nguyen et al. 2016 (*Synthesizing the preferred inputs for neurons in neural networks via deep generator
 networks*, NeurIPS) replace the hand-made priors of the class visualization above with a learned one: they
 optimize a code `z` so that `G(z)` maximizes a class, where `G` is a generator trained to invert a network's
-features (Dosovitskiy & Brox 2016: AlexNet fc6 features to 227 px images, pixel + feature + adversarial loss, on
+features (Dosovitskiy & Brox 2016: CaffeNet (AlexNet) fc6 features to 227 px images, pixel + feature + adversarial loss, on
 ImageNet). Its images look like photos because `G` can only draw what it learned from photos.
 
 What it would take here: a decoder that inverts VGG19 relu4_1 (the mirror-image decoder of Huang & Belongie
