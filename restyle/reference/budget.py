@@ -1,7 +1,11 @@
 """How much work each gallery figure gets: typed profiles, so tests and the published gallery never share numbers.
 
-``PROFILES["publication"]`` is what ``make gallery`` renders for ``docs/reference.md``
-(sized to finish in about 20 minutes on a quiet 2-core CPU);
+``PROFILES["publication"]`` is what ``make gallery`` renders for ``docs/reference.md``, sized to finish in about 20
+minutes on this project's 2-core CPU when it is quiet (two torch threads). The estimate comes from step times
+measured there: 4.2 s per Gatys L-BFGS step at 512x341, 1.0 s at 256x171, 1.6 s per texture step at 256x256, 0.8 s
+per relu5_1 inversion step at 224x149 (shallower layers cost less, in proportion to their share of VGG19's work),
+0.74 s per class-visualization step for six classes at 224 px. That gives Gatys about 7 minutes, the two textures
+5, the five inversions 3.5, the class visualization 2.3, and the other eleven figures about 3;
 ``PROFILES["preview"]`` is the same gallery at a fraction of the cost (to check
 that every figure renders, and roughly how); ``PROFILES["test"]`` is the
 smallest budget at which the methods still do what the tests assert. Each
@@ -59,11 +63,11 @@ class GalleryBudget:
 
 PUBLICATION = GalleryBudget(
     name="publication",
-    gatys=GatysBudget(512, (300, 200, 80)),
-    texture=GatysBudget(256, (250, 80)),
+    gatys=GatysBudget(512, (250, 120, 50)),
+    texture=GatysBudget(256, (150, 50)),
     inversion_size=224,
-    inversion_steps=160,
-    classvis=FeatureVisConfig(steps=384, octaves=(112, 160, 224)),
+    inversion_steps=120,
+    classvis=FeatureVisConfig(steps=288, octaves=(112, 160, 224)),
     classes=CLASSES,
     fooling_steps=100,
     deepdream_size=384,

@@ -43,7 +43,7 @@ _MAGIC = 4.0  # lucid's constant: keeps the initial image's pre-sigmoid spread s
 class FeatureVisConfig:
     """Every knob of one run; ``octaves`` are image sizes, coarse to fine, sharing ``steps`` equally.
 
-    The defaults are the recipe the gallery publishes: at 128 px and 128 steps
+    The defaults are the priors the gallery publishes: at 128 px and 128 steps
     it already draws a goldfish's head, a flamingo's neck and a strawberry's
     seeds (checked by eye), with every class above p = 0.97.
     """

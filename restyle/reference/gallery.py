@@ -524,13 +524,15 @@ DGN_MEASUREMENT = """**Measured** (`python -m restyle.reference.dgn --size 96 --
 project's 2-core x86_64 CPU while it was shared with a training job): one training step of that decoder
 (3.51 M parameters; frozen VGG19 encoder to relu4_1, decoder, pixel + relu4_1 loss, Adam) takes **0.89 s of CPU
 time at batch 1, 96 px**. Cost grows with pixels x batch, so the published recipe's batch 8 at 256 px is 56x
-that: about 50 s of CPU per step, or **about 2,200 CPU-hours for 160,000 iterations**. Even granting the quiet
-machine with two threads the 3x better throughput seen for VGG19 steps (docs/benchmarks.md: 4.0 s per Gatys
-L-BFGS step at 512x512, against 4.4e-5 CPU-seconds per pixel measured here under contention), that is about 17 s per step and some 750 hours; two hours buy about 420 of the
-160,000 iterations (0.3%). A run with 64 times less work than the recipe (batch 4 at 128 px, 20,000
-iterations) would still take about 12 hours by the same scaling. **Conclusion: DGN-AM is not built here.**
-Training the decoder needs an accelerator, or a published generator that ships in a package, which none does today; the rest is the class-visualization loop of
-`restyle.reference.featurevis` with the decoder in place of the Fourier parametrization."""
+that: about 50 s of CPU per step, or **about 2,200 CPU-hours for 160,000 iterations**. The same machine, quiet,
+runs VGG19 steps 1.85x faster than that contended single-thread measure (Gatys at 512x341: 4.2 s per L-BFGS
+step with two threads, against 4.4e-5 CPU-seconds per pixel measured under contention), so about 27 s per
+step and some 1,200 hours; two hours buy about 260 of the 160,000 iterations (0.2%). A run with 64 times less
+work than the recipe (batch 4 at 128 px, 20,000 iterations) would still take about 19 hours by the same scaling.
+**Conclusion: DGN-AM is not built here.**
+Training the decoder needs an accelerator, or a published generator that ships in a package, which none does
+today; the rest is the class-visualization loop of `restyle.reference.featurevis` with the decoder in place of
+the Fourier parametrization."""
 
 DGN_AM = DGN_AM.replace("{measurement}", DGN_MEASUREMENT)
 
