@@ -39,8 +39,9 @@ quality: $(PEER)
 demo: $(STAMP)
 	$(BIN)/restyle stylize restyle/assets/sample.jpg -o out/ --overwrite
 
+# Publication budgets, about 20 minutes on a quiet 2-core CPU; GALLERY_ARGS='--profile preview' or '--only gatys,texture'.
 gallery: $(STAMP)
-	$(BIN)/python -m restyle.reference.gallery --out docs
+	$(BIN)/python -m restyle.reference.gallery --out docs $(GALLERY_ARGS)
 
 # Redis + two API replicas (:8001, :8002) + two workers, as on many machines; Ctrl-C stops them.
 # CLUSTER_MODELS=DIR serves that folder of .onnx styles instead of the bundled ones.

@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--tv-weight", type=float, help="total-variation weight (default 1 for style, 0.05 for --invert)")
     g.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
     g.add_argument("--scales", type=_positive, default=1, help="coarse-to-fine scales (each halves the size)")
+    g.add_argument(
+        "--scale-steps",
+        type=_ints,
+        metavar="N1,N2,...",
+        help="steps per scale, coarse to fine, e.g. 300,200,100 (sets --scales; --steps is then unused)",
+    )
     g.add_argument("--save-every", type=int, default=0, metavar="K", help="also write OUT_sS_stepN.png every K steps")
     g.add_argument("--texture", metavar="HxW", help="synthesize a texture of this size from the style image alone")
     g.add_argument("--invert", metavar="LAYER", help="reconstruct --content from this VGG19 layer's features")
@@ -78,14 +84,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=_positive, default=16)
     for name in ("saliency", "guided-backprop", "integrated-gradients"):
         method(name, f"{name} attribution via Captum", image=True, target=True)
-    p = method("class-visualization", "gradient ascent on a class score from noise")
-    p.add_argument("--target", required=True)
-    p.add_argument("--steps", type=_positive, default=200)
+    p = method("class-visualization", "images that maximize class scores, under feature-visualization priors")
+    p.add_argument("--target", required=True, help="ImageNet class(es), comma-separated for several")
+    p.add_argument("--steps", type=_positive, default=384)
     p = method("adversarial", "targeted imperceptible attack", image=True)
     p.add_argument("--target", required=True)
     p.add_argument("--eps", type=float, default=4.0, help="L-infinity budget in 1/255 units (default 4)")
     p = method("fooling", "noise the classifier calls --target")
-    p.add_argument("--target", required=True)
+    p.add_argument("--target", required=True, help="ImageNet class(es), comma-separated for several")
     p.add_argument("--steps", type=_positive, default=100)
     p = method("deepdream", "DeepDream on a VGG19 layer", image=True)
     p.add_argument("--layer", default="relu4_1")
@@ -176,7 +182,7 @@ def run_gatys(args: argparse.Namespace) -> int:
         r = gatys.synthesize_texture(
             load(args.style_image[0], None),
             _parse_size(args.texture),
-            args.steps,
+            args.scale_steps or args.steps,
             args.optimizer,
             args.seed,
             args.size,
@@ -196,6 +202,7 @@ def run_gatys(args: argparse.Namespace) -> int:
             preserve_color=args.preserve_color,
             scales=args.scales,
             seed=args.seed,
+            scale_steps=tuple(args.scale_steps) if args.scale_steps else None,
         )
         styles = [load(p, None) for p in args.style_image]
         r = gatys.style_transfer(

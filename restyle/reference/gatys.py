@@ -49,6 +49,14 @@ class GatysConfig:
     scales: int = 1
     lr: float | None = None
     seed: int = 0
+    scale_steps: tuple[int, ...] | None = None  # steps per scale, coarse to fine (sets ``scales``; ``steps`` unused)
+
+    def __post_init__(self) -> None:
+        if self.scale_steps:
+            self.scales = len(self.scale_steps)
+
+    def steps_at(self, scale: int) -> int:
+        return self.scale_steps[scale] if self.scale_steps else self.steps
 
     def validate(self) -> None:
         if self.size < 16:
@@ -59,6 +67,8 @@ class GatysConfig:
             raise UserError(f"scales={self.scales} makes the coarsest scale smaller than 16 pixels")
         if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
             raise UserError("loss weights must not be negative")
+        if self.scale_steps is not None and min(self.scale_steps, default=0) < 1:
+            raise UserError(f"scale_steps must be positive step counts, not {self.scale_steps}")
 
 
 def resize_long(x: Tensor, size: int) -> Tensor:
@@ -140,7 +150,7 @@ def style_transfer(
 
         cb = (lambda step, img, i=i: callback(i, step, img)) if callback else None
         desc = f"gatys {size}px" + (f" ({i + 1}/{cfg.scales})" if cfg.scales > 1 else "")
-        result = optimize_image(init, loss_fn, cfg.steps, cfg.optimizer, cfg.lr, desc, cb, progress)
+        result = optimize_image(init, loss_fn, cfg.steps_at(i), cfg.optimizer, cfg.lr, desc, cb, progress)
         history += result.history
     assert result is not None
     image = transfer_luminance(result.image, content) if cfg.preserve_color else result.image
@@ -150,7 +160,7 @@ def style_transfer(
 def synthesize_texture(
     style: Tensor,
     size: tuple[int, int] = (256, 256),
-    steps: int = 300,
+    steps: int | Sequence[int] = 300,
     optimizer: str = "lbfgs",
     seed: int = 0,
     style_size: int | None = None,
@@ -161,17 +171,34 @@ def synthesize_texture(
 
     ``style_size`` (default: the output's long side) sets the scale at which
     the texture's statistics are measured, hence the size of its elements.
+    ``steps`` given as a sequence runs coarse to fine: one scale per entry,
+    each half the size of the next (the style measured at the same ratio), each
+    starting from the upsampled previous result. The history concatenates the scales.
     """
     h, w = size
-    if min(h, w) < 16:
-        raise UserError(f"texture size must be at least 16x16, not {h}x{w}")
+    plan = [steps] if isinstance(steps, int) else list(steps)
+    if min(h, w) >> (len(plan) - 1) < 16:
+        raise UserError(f"texture size must be at least 16x16 at its coarsest scale, not {h}x{w} / {len(plan)} scales")
     net = vgg19()
-    targets = style_targets(net, [style], None, style_size or max(h, w))
-    init = _noise_like(torch.zeros(1, 3, h, w), seed)
+    full_style = style_size or max(h, w)
+    result: OptimResult | None = None
+    history: list[dict[str, float]] = []
+    for i, n in enumerate(plan):
+        shift = len(plan) - 1 - i
+        hw = (h >> shift, w >> shift)
+        targets = style_targets(net, [style], None, full_style >> shift)
+        if result is None:
+            init = _noise_like(torch.zeros(1, 3, *hw), seed)
+        else:
+            init = F.interpolate(result.image, size=hw, mode="bilinear", align_corners=False)
 
-    def loss_fn(x: Tensor) -> dict[str, Tensor]:
-        feats = net(x, STYLE_LAYERS)
-        ls = style_loss({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, targets)
-        return {"total": ls, "style": ls}
+        def loss_fn(x: Tensor, targets: dict[str, Tensor] = targets) -> dict[str, Tensor]:
+            feats = net(x, STYLE_LAYERS)
+            ls = style_loss({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, targets)
+            return {"total": ls, "style": ls}
 
-    return optimize_image(init, loss_fn, steps, optimizer, None, f"texture {h}x{w}", callback, progress)
+        desc = f"texture {hw[0]}x{hw[1]}"
+        result = optimize_image(init, loss_fn, n, optimizer, None, desc, callback, progress)
+        history += result.history
+    assert result is not None
+    return OptimResult(result.image, history)

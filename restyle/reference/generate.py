@@ -1,4 +1,7 @@
-"""Images made by gradient ascent on a network: class visualization, adversarial and fooling images, DeepDream."""
+"""Images made by gradient ascent on a network: adversarial and fooling images, DeepDream.
+
+Class visualization, which needs image priors to show anything, lives in ``featurevis``.
+"""
 
 from __future__ import annotations
 
@@ -29,53 +32,6 @@ def _jitter(x: Tensor, amount: int, g: torch.Generator) -> tuple[int, int]:
         return 0, 0
     dy, dx = (int(v) for v in torch.randint(-amount, amount + 1, (2,), generator=g))
     return dy, dx
-
-
-class ClassVisualization:
-    """Gradient ascent from noise on one class logit with Yosinski et al. 2015's regularizers.
-
-    Jitter (random shifts) and periodic Gaussian blur suppress high-frequency
-    noise, L2 decay keeps pixels near grey, and clipping zeroes pixels with
-    little norm or contribution, so the image shows what the class "looks like".
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        steps: int = 200,
-        lr: float = 0.01,
-        jitter: int = 8,
-        l2: float = 1e-3,
-        blur_every: int = 4,
-        blur_sigma: float = 0.6,
-        clip_norm_pct: float = 5.0,
-        size: int = 224,
-    ):
-        self.model, self.steps, self.lr, self.jitter, self.l2 = model, steps, lr, jitter, l2
-        self.blur_every, self.blur_sigma, self.clip_norm_pct, self.size = blur_every, blur_sigma, clip_norm_pct, size
-
-    def attribute(self, target: int, seed: int = 0, progress: bool = True) -> Tensor:
-        g = torch.Generator().manual_seed(seed)
-        # Work around grey (0.5): decay pulls towards it and clipping sets pixels to it.
-        d = 0.02 * torch.randn(1, 3, self.size, self.size, generator=g)
-        bar = tqdm(range(self.steps), desc="class visualization", disable=not progress, leave=False)
-        for step in bar:
-            dy, dx = _jitter(d, self.jitter, g)
-            x = torch.roll(d, (dy, dx), (2, 3)).requires_grad_(True)
-            score = self.model((x + 0.5).clamp(0, 1))[0, target]
-            (grad,) = torch.autograd.grad(score, x)
-            with torch.no_grad():
-                grad = torch.roll(grad, (-dy, -dx), (2, 3))
-                d += self.lr * grad / grad.abs().mean().clamp_min(1e-8)  # step of ~lr per pixel
-                d *= 1 - self.l2
-                d.clamp_(-0.5, 0.5)
-                if self.blur_every and step % self.blur_every == 0:
-                    d = gaussian_blur(d, self.blur_sigma)
-                if self.clip_norm_pct > 0:
-                    norm = d.norm(dim=1, keepdim=True)
-                    d *= norm >= torch.quantile(norm.flatten(), self.clip_norm_pct / 100)
-            bar.set_postfix(score=f"{float(score.detach()):.2f}")
-        return (d + 0.5).clamp(0, 1)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,9 @@ from restyle.reference import figures as fg
 from restyle.reference.attribution import GRADIENT_METHODS, Occlusion, predicted
 from restyle.reference.embedding import Embedding
 from restyle.reference.features import Activations, MaxPatches, normalize_filters, vgg_first_filters
+from restyle.reference.featurevis import FeatureVisConfig, FeatureVisResult, visualize_classes
 from restyle.reference.gatys import resize_long
-from restyle.reference.generate import ClassVisualization, DeepDream, TargetedAttack, fooling_image
+from restyle.reference.generate import AttackResult, DeepDream, TargetedAttack, fooling_image
 
 ImageLike = str | os.PathLike | np.ndarray
 Out = str | os.PathLike | None
@@ -153,15 +155,45 @@ def attribution(image: ImageLike, method: str = "saliency", target: str | int | 
     return _done(fig, out)
 
 
-def class_visualization(target: str | int, steps: int = 200, out: Out = None, progress: bool = True) -> Figure:
-    """Gradient ascent on a class logit from noise, with Yosinski et al.'s regularizers."""
+def _targets(target: str | int | Sequence[str | int]) -> list[int]:
+    """One class or several (a list, or names separated by commas) -> class indices."""
+    if isinstance(target, str):
+        target = [t for t in target.split(",") if t.strip()]
+    elif isinstance(target, int):
+        target = [target]
+    return [class_index(t) for t in target]
+
+
+def class_visualization_figure(result: FeatureVisResult, config: FeatureVisConfig) -> Figure:
+    """One panel per class, titled with the class and the classifier's probability for it."""
+    import textwrap
+
     model = load_classifier()
-    t = class_index(target)
-    img = ClassVisualization(model, steps=steps).attribute(t, progress=progress)
-    p = float(model.probabilities(img)[0, t])
-    fig = fg.new_figure(5, 5.4, f"Class visualization: '{model.name(t)}'")
-    fg.show(fig.subplots(), img, f"{steps} steps; jitter, L2 decay, blur, clipping; p={p:.3f}")
-    return _done(fig, out)
+    n = len(result.targets)
+    cols = n if n <= 4 else 3
+    rows = -(-n // cols)
+    fig = fg.new_figure(3.6 * cols, 3.75 * rows + 0.8, "Class visualization: EfficientNet-Lite0, ascent on one logit")
+    for ax, img, t, p in zip(fg.grid_axes(fig, n, cols), result.images, result.targets, result.probabilities):
+        fg.show(ax, img, f"{model.name(t)}: p = {p:.3f}")
+        ax.title.set_fontsize(11)
+    priors = "; ".join(config.regularizers) or "no prior"
+    fig.supxlabel(textwrap.fill(f"{config.steps} Adam steps; {priors}", 30 * cols), fontsize=8)
+    return fig
+
+
+def class_visualization(
+    target: str | int | Sequence[str | int],
+    steps: int | None = None,
+    out: Out = None,
+    progress: bool = True,
+    config: FeatureVisConfig | None = None,
+) -> Figure:
+    """Images that maximize class logits, with Olah et al.'s and Yosinski et al.'s priors (see ``featurevis``)."""
+    cfg = config or FeatureVisConfig()
+    if steps is not None:
+        cfg = replace(cfg, steps=steps)
+    result = visualize_classes(load_classifier(), _targets(target), cfg, progress)
+    return _done(class_visualization_figure(result, cfg), out)
 
 
 def _attack_figure(title: str, x: Tensor, r, model, magnify: float) -> Figure:
@@ -187,18 +219,54 @@ def adversarial(
     return _done(_attack_figure(title, x, r, model, 0.5 / max(r.linf, 1e-6)), out)
 
 
-def fooling(target: str | int, steps: int = 100, out: Out = None, progress: bool = True) -> Figure:
-    """An image of noise the classifier calls ``target`` with high confidence (Nguyen et al. 2015)."""
+@dataclass
+class FoolingResult:
+    targets: list[int]
+    direct: list[AttackResult]  # pixel-space ascent from uniform noise (Nguyen et al.'s direct encoding)
+    prior: FeatureVisResult  # the same ascent through the Fourier/decorrelated parametrization only
+
+
+def fooling_images(targets: Sequence[int], steps: int = 100, size: int = 224, progress: bool = True) -> FoolingResult:
+    """Per class: an unrecognisable image the classifier is sure of, and one made under a parametrization prior."""
     model = load_classifier()
-    t = class_index(target)
-    r = fooling_image(model, t, steps=steps, progress=progress)
-    fig = fg.new_figure(5, 5.6, f"Fooling image: '{model.name(t)}' with p={r.target_prob_after:.3f}")
-    fg.show(
-        fig.subplots(),
-        r.image,
-        "from uniform noise; " + ", ".join(f"{k}: {v:.2f}" for k, v in list(r.after.items())[:2]),
+    direct = [fooling_image(model, t, size=size, steps=steps, progress=progress) for t in targets]
+    prior_cfg = FeatureVisConfig(
+        steps=steps, octaves=(size,), pad=0, jitter=0, scales=(1.0,), angles=(0.0,), blur_every=0, clip_every=0
     )
-    return _done(fig, out)
+    return FoolingResult(list(targets), direct, visualize_classes(model, list(targets), prior_cfg, progress))
+
+
+def fooling_figure(result: FoolingResult, full: FeatureVisResult | None = None) -> Figure:
+    """One column per class: no prior, the parametrization only and, given ``full``, every prior."""
+    model = load_classifier()
+    n = len(result.targets)
+    rows = [
+        (
+            "pixels from noise,\nno prior",
+            [r.image for r in result.direct],
+            [r.target_prob_after for r in result.direct],
+        ),
+        ("Fourier + decorrelated\ncolour, no transforms", list(result.prior.images), result.prior.probabilities),
+    ]
+    if full is not None:
+        rows.append(("all priors (class\nvisualization)", list(full.images), full.probabilities))
+    fig = fg.new_figure(
+        2.9 * n + 0.6, 3.1 * len(rows) + 0.5, "Fooling images: EfficientNet-Lite0 is equally sure of all"
+    )
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for i, (label, images, probs) in enumerate(rows):
+        for j, t in enumerate(result.targets):
+            name = model.name(t)
+            fg.show(axes[i, j], images[j], f"{name}: p = {probs[j]:.3f}")
+        axes[i, 0].set_ylabel(label, fontsize=9)
+    return fig
+
+
+def fooling(
+    target: str | int | Sequence[str | int], steps: int = 100, out: Out = None, progress: bool = True
+) -> Figure:
+    """Images the classifier labels ``target`` with high confidence (Nguyen et al. 2015), with and without a prior."""
+    return _done(fooling_figure(fooling_images(_targets(target), steps, progress=progress)), out)
 
 
 def deepdream(
