@@ -8,7 +8,9 @@ filesystem. Used for checkpoints, stylized images, ONNX files and videos.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -87,6 +89,45 @@ _UMASK_LOCK = threading.Lock()
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def atomic_copy_new(source: str | os.PathLike, target: str | os.PathLike) -> bool:
+    """Copy ``source`` to ``target`` atomically unless ``target`` exists; True when copied.
+
+    Like :func:`atomic_path`, but the fsynced temporary file is hard-linked to
+    the target instead of renamed over it: a link fails when the name is
+    taken, so two writers of one name never replace each other's file. On a
+    filesystem without hard links: an existence check, then a rename.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        shutil.copyfile(source, tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp_path, target)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if target.exists():
+                return False
+            os.replace(tmp_path, target)
+        _fsync_dir(target.parent)
+        return True
+    except OSError as exc:
+        if isinstance(exc, WriteFailed):
+            raise
+        raise WriteFailed(f"cannot write {target}: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:

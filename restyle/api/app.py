@@ -29,12 +29,14 @@ from restyle.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from restyle.api.routes import STATIC_DIR, api, ops, public
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
+from restyle.api.styles import router as styles_router
 
 DESCRIPTION = """Real-time neural style transfer.
 
 `POST /v1/stylize` with a photo (multipart field `image`, or the raw bytes with an image content type)
-returns the stylized image. `GET /v1/styles` lists the styles. Errors are JSON (`ErrorResponse`);
-every response carries `X-Request-ID`. When the server has API keys, send `Authorization: Bearer KEY`.
+returns the stylized image. `GET /v1/styles` lists the styles; `POST /v1/styles` trains a new one from
+an image (a job: follow `GET /v1/styles/{name}`), `DELETE /v1/styles/{name}` removes it. Errors are JSON
+(`ErrorResponse`); every response carries `X-Request-ID`. When the server has API keys, send `Authorization: Bearer KEY`.
 """
 
 
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(ops)
     app.include_router(jobs_router)
+    app.include_router(styles_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: the request context wraps CORS, which wraps the body limit.
@@ -116,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Model", "X-Inference-Time-Ms", "Server-Timing", "Retry-After"],
             max_age=600,

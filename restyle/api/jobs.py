@@ -17,6 +17,9 @@ downloaded on another (given a shared storage root).
 
 Quotas answer before the body is read where they can: 429 when the queue or
 the caller's share of it is full, 507 when the storage root is.
+
+New styles (``POST /v1/styles``, ``styles.py``) are jobs of kind ``style`` on
+the same queue, under the same quotas, and readable here too.
 """
 
 from __future__ import annotations
@@ -69,6 +72,12 @@ class JobExpired(UserError):
     http_status = 410
 
 
+class NoResultFile(UserError):
+    """``/result`` of a job whose result is not a file (a new style is used by name)."""
+
+    http_status = 404
+
+
 class VideoTooLong(UserError):
     http_status = 413
 
@@ -104,12 +113,12 @@ class VideoJobParams(BaseModel):
 
 class JobResponse(BaseModel):
     id: str
-    kind: str
+    kind: str = Field(description="video (POST /v1/jobs/video) or style (POST /v1/styles).")
     state: Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
-    style: str
-    progress: float = Field(description="0..1 (frames done / frames expected).")
-    frames_done: int
-    frames_total: int
+    style: str = Field(description="The style a video job applies, or the new style a style job trains.")
+    progress: float = Field(description="0..1 (frames done / frames expected; for a style job, steps).")
+    frames_done: int = Field(description="Frames written (video) or training steps done (style).")
+    frames_total: int = Field(description="Frames expected (video) or training steps planned (style).")
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -117,7 +126,9 @@ class JobResponse(BaseModel):
     error: str | None
     attempts: int = Field(description="Runs started (a worker that died costs one).")
     params: dict[str, Any]
-    result: str | None = Field(None, description="Where to download the MP4, once succeeded.")
+    result: str | None = Field(
+        None, description="Once succeeded: where to download the MP4 (video), or the new style's status (style)."
+    )
 
     @classmethod
     def of(cls, job: Job, retention: float) -> JobResponse:
@@ -136,7 +147,11 @@ class JobResponse(BaseModel):
             error=job.error,
             attempts=job.attempts,
             params=job.params,
-            result=f"/v1/jobs/{job.id}/result" if job.state == "succeeded" else None,
+            result=None
+            if job.state != "succeeded"
+            else f"/v1/styles/{job.style}"
+            if job.kind == "style"
+            else f"/v1/jobs/{job.id}/result",
         )
 
 
@@ -190,6 +205,19 @@ class JobQueue:
             raise StorageFull(
                 f"job storage is full ({used} of {self.settings.max_storage_bytes} bytes used); retry later"
             )
+
+    def cancel(self, job_id: str) -> Job:
+        """Stop a queued job at once (``cancelled``, files deleted) or ask its worker to stop a running one."""
+        store = self.store
+        job = store.require(job_id)
+        if job.state not in ("queued", "running"):
+            raise JobNotReady(f"the job is already {job.state}")
+        store.request_cancel(job_id)  # a worker that claims or runs it sees this
+        if job.state == "queued":
+            job.state, job.finished_at, job.error = "cancelled", time.time(), "cancelled on request"
+            store.put(job)
+            shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
+        return job
 
     def health(self) -> dict[str, Any]:
         """Broker reachable? Which worker services said "alive" lately? (for ``/readyz``)"""
@@ -337,16 +365,7 @@ def get_job(job_id: str, jobs: JobsDep) -> JobResponse:
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job", response_model=JobResponse)
 def cancel_job(job_id: str, jobs: JobsDep) -> JobResponse:
-    store = jobs.store
-    job = store.require(job_id)
-    if job.state not in ("queued", "running"):
-        raise JobNotReady(f"the job is already {job.state}")
-    store.request_cancel(job_id)  # a worker that claims or runs it sees this
-    if job.state == "queued":
-        job.state, job.finished_at, job.error = "cancelled", time.time(), "cancelled on request"
-        store.put(job)
-        shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
-    return JobResponse.of(job, jobs.settings.video_retention)
+    return JobResponse.of(jobs.cancel(job_id), jobs.settings.video_retention)
 
 
 @router.get("/{job_id}/result", summary="The stylized MP4", response_class=FileResponse)
@@ -359,6 +378,8 @@ def get_result(job_id: str, jobs: JobsDep) -> FileResponse:
         raise JobNotReady(f"the job {job.state}: {job.error}")
     if job.state != "succeeded":
         raise JobNotReady(f"the job is {job.state} ({job.progress:.0%}); try again later")
+    if job.kind != "video":
+        raise NoResultFile(f"a {job.kind} job has no file to download; its result is the style {job.style!r}")
     path = store.result_path(job.id)
     if not path.is_file():
         raise JobExpired(

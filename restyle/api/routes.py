@@ -249,7 +249,9 @@ async def list_styles(request: Request, service: ServiceDep) -> StylesResponse:
 async def style_preview(name: str, service: ServiceDep, settings: SettingsDep, admission: AdmissionDep) -> Response:
     service.resolve(name)  # 404 before queueing
     data = await admission.run(lambda: service.preview(name), deadline=time.monotonic() + settings.request_timeout)
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+    # A user style may be deleted and trained again under the same name: no hour-long cache for those.
+    cache = "public, max-age=3600" if service.source(name) == "bundled" else "no-cache"
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
 
 
 @public.get("/healthz", summary="Liveness: the process answers", response_model=Health)

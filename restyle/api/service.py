@@ -22,6 +22,7 @@ from restyle.errors import UnknownStyle, UserError, scrub
 from restyle.imaging import decode_image, encode_image, fit_max_size
 from restyle.runtime import Registry, StylizeOptions
 from restyle.runtime.model_info import ModelInfo
+from restyle.runtime.registry import file_version
 from restyle.runtime.stylizer import Stylizer
 
 log = logging.getLogger("restyle.api")
@@ -47,9 +48,15 @@ class StyleService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # bundled=False (tests, private deployments): scan only the models directory.
-        self.registry = Registry(user_dir=settings.models, bundled=settings.bundled, cache_dir=settings.cache)
-        self._previews: dict[str, bytes] = {}
+        # bundled=False (tests, private deployments): scan only the models directory. Without RESTYLE_MODELS
+        # the user folder is storage_root/models, where POST /v1/styles installs styles (created by the first).
+        self.registry = Registry(
+            user_dir=settings.user_models_dir,
+            bundled=settings.bundled,
+            cache_dir=settings.cache,
+            missing_ok=settings.models is None,
+        )
+        self._previews: dict[str, tuple[tuple[int, int, int], bytes]] = {}  # name -> (model file version, JPEG)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.warmed: list[str] = []
@@ -131,15 +138,27 @@ class StyleService:
         self._ready.set()
 
     def preview(self, name: str) -> bytes:
-        """A JPEG thumbnail of the bundled sample photo in the style ``name`` (or a model's first), rendered once."""
+        """A JPEG thumbnail of the bundled sample photo in the style ``name`` (or a model's first).
+
+        Rendered once per version of the model file: a user style deleted and
+        trained again under the same name gets a new thumbnail.
+        """
+        choice = self.resolve(name)
+        try:
+            version = file_version(self.registry.info(choice.model).path)
+        except OSError:
+            raise UnknownStyle(f"style {name!r} was removed; see the list of styles") from None
         with self._lock:
             cached = self._previews.get(name)
-        if cached is not None:
-            return cached
-        choice = self.resolve(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         photo = fit_max_size(decode_image(SAMPLE_PHOTO), self.settings.preview_size)
         out = self.stylize(choice, photo, StylizeOptions(style_weights=choice.style))
         data = encode_image(out, "jpeg", 85)
         with self._lock:
-            self._previews[name] = data
+            self._previews[name] = (version, data)
         return data
+
+    def source(self, name: str) -> str:
+        """``bundled`` or ``user``: where the model holding the style ``name`` lives (404 if unknown)."""
+        return self.registry.info(self.resolve(name).model).source

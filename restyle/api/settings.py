@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from restyle.train.cli import ADD_STYLE_DEFAULTS, DEFAULT_BASE
+
 
 def cpu_count() -> int:
     """Cores this process may use (the affinity mask, not the machine's total)."""
@@ -132,6 +134,40 @@ class Settings(RuntimeSettings):
         description="Where the old built-in queue kept jobs.sqlite3; its records are imported once (see docs).",
     )
 
+    # --- new styles (POST /v1/styles): `restyle train --add-style` as a job on the same queue ----------
+    style_base: str = Field(
+        DEFAULT_BASE, description="Multi-style model a new style is trained on when a request names no base."
+    )
+    style_steps: int = Field(
+        ADD_STYLE_DEFAULTS["steps"],
+        ge=1,
+        description="Training steps of a new style when a request sets none (the --add-style default: "
+        "under 10 minutes on a 2-core CPU).",
+    )
+    style_max_steps: int = Field(2000, ge=1, description="Most training steps a request may ask for.")
+    style_batch_size: int = Field(
+        ADD_STYLE_DEFAULTS["batch_size"], ge=1, le=64, description="Photos per training step (--batch-size)."
+    )
+    style_image_size: int = Field(
+        ADD_STYLE_DEFAULTS["image_size"], ge=32, le=1024, description="Training crop size in pixels (--image-size)."
+    )
+    style_style_size: int = Field(
+        ADD_STYLE_DEFAULTS["style_size"],
+        ge=32,
+        le=2048,
+        description="Shorter side of the style image when its Gram targets are taken (--style-size).",
+    )
+    style_photos: Path | None = Field(
+        None,
+        description="Folder of training photos for new styles (--data); unset: the bundled sample photo alone, "
+        "which works but generalises less than a few hundred varied photos.",
+    )
+    style_exporter: Literal["dynamo", "torchscript"] = Field(
+        "dynamo",
+        description="ONNX exporter of new styles: dynamo (the supported path, ~20-30 s on 2 cores) or torchscript "
+        "(the legacy tracer: an equivalent graph in ~4 s). Both are parity-checked.",
+    )
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
@@ -141,7 +177,20 @@ class Settings(RuntimeSettings):
     def _check_sizes(self) -> Settings:
         if self.max_size > self.max_size_limit:
             raise ValueError(f"max_size ({self.max_size}) must not exceed max_size_limit ({self.max_size_limit})")
+        if self.style_steps > self.style_max_steps:
+            raise ValueError(
+                f"style_steps ({self.style_steps}) must not exceed style_max_steps ({self.style_max_steps})"
+            )
         return self
+
+    @property
+    def user_models_dir(self) -> Path:
+        """User styles, and where ``POST /v1/styles`` installs new ones: ``models``, else ``storage_root/models``.
+
+        The default sits on the storage root, which every API replica and
+        worker already shares, so a style trained by one worker is served by all.
+        """
+        return self.models if self.models is not None else self.storage_root / "models"
 
     @property
     def effective_pool_size(self) -> int:

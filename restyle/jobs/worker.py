@@ -1,4 +1,7 @@
-"""Running jobs: the Huey task, its lease and cancel watch, the sweeper, and the worker service.
+"""Running jobs: the Huey tasks, their lease and cancel watch, the sweeper, and the worker service.
+
+Two kinds share all of it: ``video`` (``POST /v1/jobs/video``, ``restyle.video.jobs``) and ``style``
+(``POST /v1/styles``: ``restyle train --add-style`` as a job, ``restyle.train.jobs``).
 
 A job runs in a worker *process* (``restyle worker``, or the one ``restyle
 serve`` starts beside the API), never in the API: decoding a hostile video
@@ -49,7 +52,11 @@ def register_tasks(huey: Huey, settings: Settings) -> None:
     def video(job_id: str, delivery: int) -> None:
         run_delivery(huey, settings, job_id, delivery)
 
-    huey.restyle_tasks = {"video": video}  # type: ignore[attr-defined]
+    @huey.task(name="style")
+    def style(job_id: str, delivery: int) -> None:  # a new style: restyle.train.jobs
+        run_delivery(huey, settings, job_id, delivery)
+
+    huey.restyle_tasks = {"video": video, "style": style}  # type: ignore[attr-defined]
     huey.restyle_stopping = threading.Event()  # type: ignore[attr-defined]  # set: requeue running jobs, stop
     huey.restyle_context = {}  # type: ignore[attr-defined]  # per-process caches (the style catalogue)
 
@@ -152,19 +159,41 @@ def run_delivery(huey: Huey, settings: Settings, job_id: str, delivery: int) -> 
         run.done.set()
 
 
+# Files a finished job keeps for its retention period (everything else in its folder is deleted).
+KEPT_FILES = {"video": ("result.mp4",), "style": ("preview.png",)}
+
+
+def _run_kind(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> int:
+    """Run the job's own work with its cancel event and progress callback; returns the units done.
+
+    Each kind lives beside its own code (video: ``restyle.video.jobs``, new
+    styles: ``restyle.train.jobs``); both raise ``UserError`` for what the
+    input is to blame for and ``Cancelled`` once the cancel event stopped them.
+    """
+    job = run.job
+    if job.kind == "video":
+        from restyle.video.jobs import run_video_job
+
+        return run_video_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+    if job.kind == "style":
+        from restyle.train.jobs import run_style_job
+
+        return run_style_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+    raise UserError(f"unknown job kind {job.kind!r}")
+
+
 def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None:
-    from restyle.video.jobs import run_video_job
     from restyle.video.pipeline import Cancelled
 
     job = run.job
     for stale in store.job_dir(job.id).glob(".result.*"):  # a temporary output of a run that was killed
         stale.unlink(missing_ok=True)
     try:
-        if job.kind != "video":
-            raise UserError(f"unknown job kind {job.kind!r}")
-        frames = run_video_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+        frames = _run_kind(huey, settings, store, run)
     except Cancelled:
         run.done.set()
+        if not run.reason and store.cancel_requested(job.id):  # seen by the job itself before the watcher
+            run.reason = "cancelled"
         if run.reason == "shutdown":
             _requeue_after_shutdown(store, run)
         elif run.reason == "cancelled":
@@ -193,7 +222,9 @@ def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None
             _remove_files(store, job, keep_result=False)
         return
     run.done.set()
-    size = store.result_path(job.id).stat().st_size
+    size = sum(
+        path.stat().st_size for name in KEPT_FILES.get(job.kind, ()) if (path := store.job_dir(job.id) / name).is_file()
+    )
     run.save(
         state="succeeded",
         frames_done=frames,
@@ -205,7 +236,8 @@ def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None
     )
     if not run.superseded:
         _remove_files(store, job, keep_result=True)
-        log.info("job %s succeeded: %d frames in %.1f s", job.id, frames, time.time() - (job.started_at or 0))
+        unit = "steps" if job.kind == "style" else "frames"
+        log.info("job %s succeeded: %d %s in %.1f s", job.id, frames, unit, time.time() - (job.started_at or 0))
 
 
 def _requeue_after_shutdown(store: JobStore, run: _Run) -> None:
@@ -224,9 +256,8 @@ def _requeue_after_shutdown(store: JobStore, run: _Run) -> None:
 
 def _give_up(store: JobStore, job: Job, settings: Settings) -> None:
     job.state, job.finished_at, job.lease_until = "failed", time.time(), None
-    job.error = (
-        f"the worker running this job stopped {job.attempts} times (killed or out of memory); "
-        "try a shorter or smaller video"
+    job.error = f"the worker running this job stopped {job.attempts} times (killed or out of memory); " + (
+        "try fewer steps" if job.kind == "style" else "try a shorter or smaller video"
     )
     store.put(job)
     _remove_files(store, job, keep_result=False)
@@ -234,11 +265,19 @@ def _give_up(store: JobStore, job: Job, settings: Settings) -> None:
 
 
 def _remove_files(store: JobStore, job: Job, keep_result: bool) -> None:
+    """Delete a finished job's files: all of them, or all but its ``KEPT_FILES`` (input, temporaries, run folder)."""
     directory = store.job_dir(job.id)
-    if keep_result:
-        (directory / job.input_name).unlink(missing_ok=True)
-    else:
+    if not keep_result:
         shutil.rmtree(directory, ignore_errors=True)
+        return
+    kept = KEPT_FILES.get(job.kind, ())
+    for entry in list(directory.iterdir()) if directory.is_dir() else []:
+        if entry.name in kept:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def sweep(store: JobStore, settings: Settings, now: float | None = None) -> dict[str, int]:
@@ -379,6 +418,7 @@ class WorkerService:
             self.processes,
             _describe(self.settings),
         )
+        _preload_job_code()  # after the housekeeper's start: its "alive" mark does not wait for torch to load
         try:
             consumer.run()
         finally:
@@ -387,6 +427,24 @@ class WorkerService:
             keeper.join(5)
             if keeper.is_alive():
                 keeper.kill()
+
+
+def _preload_job_code() -> None:
+    """Import what jobs run (PyTorch and the training stack, PyAV, ONNX Runtime) once, before Huey forks.
+
+    Every worker process, and every one Huey restarts, then starts with it
+    loaded (shared copy-on-write). Imported inside a job instead, torch takes
+    seconds with the GIL held (over 20 s on a loaded 2-core machine), which
+    stalls the thread that renews the job's lease: the lease runs out and
+    the job is handed to another worker for nothing.
+    """
+    import torchvision.utils  # noqa: F401  (the sample grids)
+
+    import restyle.export.onnx_export
+    import restyle.train.add_style
+    import restyle.train.loop
+    import restyle.video.jobs
+    import restyle.video.stylize  # noqa: F401
 
 
 def housekeep(settings: Settings, name: str, processes: int, stop: threading.Event | None, parent: int = 0) -> None:

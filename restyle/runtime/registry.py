@@ -12,9 +12,11 @@ which the CLI uses and the API must not.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import re
 import threading
+import uuid
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +33,58 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 def valid_name(name: str) -> bool:
     return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def file_version(path: Path) -> tuple[int, int, int]:
+    """What changes when a model file is replaced: (mtime in ns, size, inode). Raises ``OSError`` if it is gone."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class ModelExists(UserError):
+    """Another model already has this name (HTTP 409)."""
+
+    http_status = 409
+
+
+def install_model(directory: Path, name: str, model: Path, card: Path | None = None) -> Path:
+    """Put ``model`` into ``directory`` as ``NAME.onnx`` atomically, never over another model; then its card.
+
+    Readers (every registry, in any process) see no model or the whole file
+    (``restyle.atomic.atomic_copy_new``: a temporary copy, fsync, hard link).
+    Installing the same file again is a no-op, so a retried job may repeat
+    it; a different model of that name raises ``ModelExists``. The card goes
+    last: a model without its card is complete, a card is never orphaned.
+    """
+    from restyle.atomic import atomic_copy_new, atomic_write_bytes
+
+    if not valid_name(name):
+        raise UserError(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
+    target = Path(directory) / f"{name}.onnx"
+    if not atomic_copy_new(model, target) and not filecmp.cmp(model, target, shallow=False):
+        raise ModelExists(f"a style named {name!r} already exists")
+    if card is not None and card.is_file():
+        atomic_write_bytes(target.with_suffix(".md"), card.read_bytes())
+    return target
+
+
+def remove_model(directory: Path, name: str) -> bool:
+    """Delete ``NAME.onnx`` (and its card) from ``directory`` atomically; False if there was none.
+
+    The model is renamed away first (one atomic step: registries stop
+    listing it), then deleted; sessions already running on it finish.
+    """
+    if not valid_name(name):
+        return False
+    target = Path(directory) / f"{name}.onnx"
+    doomed = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.deleted")
+    try:
+        os.rename(target, doomed)
+    except FileNotFoundError:
+        return False
+    doomed.unlink(missing_ok=True)
+    target.with_suffix(".md").unlink(missing_ok=True)
+    return True
 
 
 def _checked(name: str, table: dict[str, T]) -> T:
@@ -61,20 +115,27 @@ class Registry:
         *,
         bundled: bool = True,
         cache_dir: str | os.PathLike | None = None,
+        missing_ok: bool = False,
     ):
         """``user_dir``: extra models (None: none); ``bundled=False`` serves only those (tests, private servers).
 
-        ``cache_dir`` is handed to every ``Stylizer`` (TensorRT engine cache).
+        ``cache_dir`` is handed to every ``Stylizer`` (TensorRT engine cache). ``missing_ok``: ``user_dir``
+        may not exist yet (the server's default folder for trained styles, created by the first one).
+
+        The folders are scanned on every look-up (a glob: cheap), so a model
+        installed or deleted while the process runs (``POST``/``DELETE
+        /v1/styles``, by an API replica or a worker) is seen at once, with no
+        restart; sessions and metadata of files that are gone are dropped.
         """
         self.bundled_dir = None if not bundled else Path(bundled_dir) if bundled_dir is not None else BUNDLED_DIR
         self.user_dir = Path(user_dir) if user_dir else None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        if self.user_dir is not None and not self.user_dir.is_dir():
+        if self.user_dir is not None and not self.user_dir.is_dir() and not missing_ok:
             raise UserError(f"models directory {self.user_dir} does not exist")
         self._lock = threading.Lock()
-        self._cache: dict[tuple[Path, str, int | None], tuple[tuple[int, int], Stylizer]] = {}
+        self._cache: dict[tuple[Path, str, int | None], tuple[tuple[int, int, int], Stylizer]] = {}
         self._building: dict[tuple[Path, str, int | None], threading.Lock] = {}
-        self._info: dict[Path, tuple[float, ModelInfo]] = {}
+        self._info: dict[Path, tuple[tuple[int, int, int], ModelInfo]] = {}
 
     def _scan(self) -> dict[str, tuple[Path, str]]:
         """name -> (path, source); user models shadow bundled ones of the same name."""
@@ -85,7 +146,18 @@ class Registry:
             for path in sorted(directory.glob("*.onnx")):
                 if valid_name(path.stem) and path.is_file():
                     found[path.stem] = (path, source)
+        self._forget_removed({path for path, _ in found.values()})
         return found
+
+    def _forget_removed(self, present: set[Path]) -> None:
+        """Drop the sessions and metadata of registered model files that were deleted (explicit CLI paths stay)."""
+        folders = {d for d in (self.bundled_dir, self.user_dir) if d is not None}
+        with self._lock:
+            for key in [k for k in self._cache if k[0].parent in folders and k[0] not in present]:
+                del self._cache[key]
+                self._building.pop(key, None)
+            for path in [p for p in self._info if p.parent in folders and p not in present]:
+                del self._info[path]
 
     def names(self) -> list[str]:
         """Model names (file stems)."""
@@ -151,6 +223,10 @@ class Registry:
     def _path(self, name: str) -> tuple[Path, str]:
         return _checked(name, self._scan())
 
+    def locate(self, model: str) -> tuple[Path, str]:
+        """(file, "bundled" or "user") of the model called ``model``, without reading it (``UnknownStyle`` if none)."""
+        return self._path(model)
+
     def info(self, name: str) -> ModelInfo:
         """The model called ``name``, or the model holding the style called ``name``."""
         if valid_name(name) and name not in self._scan():
@@ -159,17 +235,20 @@ class Registry:
         return self._read_info(path, name, source)
 
     def _read_info(self, path: Path, name: str, source: str) -> ModelInfo:
-        mtime = path.stat().st_mtime
+        try:
+            version = file_version(path)
+        except OSError:
+            raise UnknownStyle(f"style {name!r} was removed; see the list of styles") from None
         with self._lock:
             cached = self._info.get(path)
-        if cached and cached[0] == mtime:
+        if cached and cached[0] == version:
             return cached[1]
         try:
             info = read_model_info(path, name=name, source=source)
         except UserError as exc:
             raise _broken(path, exc) from None
         with self._lock:
-            self._info[path] = (mtime, info)
+            self._info[path] = (version, info)
         return info
 
     def infos(self) -> list[ModelInfo]:
@@ -221,17 +300,16 @@ class Registry:
     def _stylizer(self, path: Path, provider: str, threads: int | None) -> Stylizer:
         """One shared session per (file version, provider, threads).
 
-        A model file replaced on disk (new mtime or size) gets a new session,
+        A model file replaced on disk (new mtime, size or inode) gets a new session,
         as its metadata does. Sessions are built outside the registry-wide
         lock (building one takes ~0.1-2 s), under a lock per key, so a slow
         load of one model never blocks requests for the others.
         """
         try:
-            st = path.stat()
+            version = file_version(path)
         except OSError:
             raise InputNotFound(f"no such model file: {path}") from None
         key = (path, provider, threads)
-        version = (st.st_mtime_ns, st.st_size)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and cached[0] == version:

@@ -12,7 +12,10 @@ import hashlib
 import json
 import platform
 import signal
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,26 @@ class TrainingInterrupted(UserError):
     exit_code = 130
 
 
+class _StopRequested(Exception):
+    """``Hooks.stop`` was set: leave the loop the way Ctrl-C does (checkpoint, then ``TrainingInterrupted``)."""
+
+
+@dataclass
+class Hooks:
+    """How a caller other than a terminal (a job worker) follows and stops a run; all optional.
+
+    ``stop``: once set, the run checkpoints after the current step and raises
+    ``TrainingInterrupted``, exactly as on Ctrl-C or SIGTERM, so a later run
+    resumes from there. ``progress(step, steps)``: at the start (a resumed
+    run's step) and after every step. ``sample(path)``: each sample grid, once written.
+    For single-process runs: under DDP a stop seen by one rank only would stall the others.
+    """
+
+    stop: threading.Event | None = None
+    progress: Callable[[int, int], None] | None = None
+    sample: Callable[[Path], None] | None = None
+
+
 def _image_tensor(path: Path, short_side: int | None = None) -> Tensor:
     if not Path(path).is_file():
         raise InputNotFound(f"style image not found: {path}")
@@ -72,8 +95,9 @@ def describe_device(device: torch.device) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None):
+    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None, hooks: Hooks | None = None):
         self.cfg = cfg
+        self.hooks = hooks or Hooks()
         for p in cfg.style_images:
             if not Path(p).is_file():
                 raise InputNotFound(f"style image not found: {p}")
@@ -351,6 +375,8 @@ class Trainer:
         grid = make_grid(torch.cat(rows).cpu(), nrow=x.shape[0], padding=2, pad_value=1.0)
         path = self.out / "samples" / f"step_{self.step:06d}.png"
         save_image(grid.permute(1, 2, 0).numpy(), path)
+        if self.hooks.sample is not None:
+            self.hooks.sample(path)
         return path
 
     def log(self, terms: dict[str, float], rate: float) -> None:
@@ -405,7 +431,12 @@ class Trainer:
         bpe = self.sampler.batches_per_epoch()
         epoch, self.sampler.start_batch = divmod(self.step, bpe)
         self.net.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.dist.is_main, unit="step", dynamic_ncols=True)
+        hooks = self.hooks
+        # a caller with a progress hook (a job) reports progress itself: no bar in its log
+        quiet = not self.dist.is_main or hooks.progress is not None
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
+        if hooks.progress is not None:
+            hooks.progress(self.step, cfg.steps)
         acc: dict[str, float] = {}
         n_acc = 0
         previous_term = _sigterm_as_interrupt()
@@ -414,6 +445,8 @@ class Trainer:
             while self.step < cfg.steps and not self.stopped_early:
                 self.sampler.set_epoch(epoch)
                 for batch, bad in self.loader:
+                    if hooks.stop is not None and hooks.stop.is_set():
+                        raise _StopRequested
                     t0 = time.perf_counter()
                     self.bad_indices.update(int(b) for b in bad if int(b) >= 0)
                     terms = self.train_step(batch)
@@ -445,11 +478,13 @@ class Trainer:
                         self.sample_grid()
                     if self.step % cfg.checkpoint_every == 0 or last:
                         self.checkpoint()
+                    if hooks.progress is not None:
+                        hooks.progress(self.step, cfg.steps)
                     if last:
                         break
                 epoch += 1
                 self.sampler.start_batch = 0
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _StopRequested):
             bar.close()
             self.checkpoint()
             raise TrainingInterrupted(
@@ -481,8 +516,15 @@ def _sigterm_as_interrupt():
         return signal.getsignal(signal.SIGTERM)
 
 
-def train(cfg: TrainConfig) -> Path | None:
-    trainer = Trainer(cfg)
+def train(cfg: TrainConfig, hooks: Hooks | None = None, state: dict[str, Any] | None = None) -> Path | None:
+    """Run ``cfg``; with ``state`` (a checkpoint of this run, see ``checkpoint.load_checkpoint``), continue it.
+
+    ``resume`` below takes the configuration from the checkpoint; passing it
+    here instead lets a caller whose paths differ from the first run's (a job
+    retried on another machine, where the storage root is mounted elsewhere)
+    continue with its own.
+    """
+    trainer = Trainer(cfg, resume=state, hooks=hooks)
     try:
         return trainer.run()
     finally:
