@@ -119,7 +119,12 @@ class Stylizer:
                 return self._create_session(str(cached), optimize=False)
             except UserError:
                 cached.unlink(missing_ok=True)  # stale or damaged: rebuild it below
-        return self._create_session(model, save_to=cached)
+        try:
+            return self._create_session(model, save_to=cached)
+        except UserError:  # ORT could not write the cache file (disk full, quota): run without caching
+            with contextlib.suppress(OSError):
+                cached.with_name(f".{cached.name}.{os.getpid()}.tmp").unlink(missing_ok=True)
+            return self._create_session(model)
 
     @property
     def providers(self) -> list[str]:

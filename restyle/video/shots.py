@@ -12,11 +12,15 @@ A new shot (the same histogram test as the stabilizer's scene cuts) or
 
 from __future__ import annotations
 
+import logging
+
 import cv2
 import numpy as np
 
 from restyle.runtime import StylizeOptions, Stylizer
 from restyle.video.stabilize import StabilizeConfig, frame_histogram
+
+log = logging.getLogger(__name__)
 
 
 class ShotNorm:
@@ -37,13 +41,21 @@ class ShotNorm:
         self._hist: np.ndarray | None = None
         self._age = 0
         self.shots = 0  # statistics measured so far (for logs and tests)
+        self.failed = False  # freezing failed once (e.g. no room for its scratch file): the full graph from then on
 
     def stylizer_for(self, frame_rgb: np.ndarray, frame_float: np.ndarray) -> Stylizer:
         """The frozen stylizer of ``frame_rgb``'s shot (uint8 for the cut test; ``frame_float`` to measure on)."""
         hist = frame_histogram(frame_rgb)
         cut = self._hist is not None and float(cv2.compareHist(self._hist, hist, cv2.HISTCMP_CORREL)) < self.cut_hist
+        if self.failed:
+            return self.stylizer
         if self._frozen is None or cut or self._age >= self.refresh_every:
-            self._frozen = self.stylizer.frozen(frame_float, self.options)
+            try:
+                self._frozen = self.stylizer.frozen(frame_float, self.options)
+            except Exception as exc:  # noqa: BLE001 - an optimisation: any failure falls back to the full graph
+                log.warning("per-shot statistics unavailable (%s); measuring them on every frame", exc)
+                self.failed = True
+                return self.stylizer
             self._age = 0
             self.shots += 1
         self._hist = hist

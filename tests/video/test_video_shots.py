@@ -29,3 +29,14 @@ def test_long_shots_measure_again_after_refresh_every_frames(stylizer) -> None:
     for f in moving_scene(7, 64, 48, seed=1):
         shots.stylizer_for(f, to_float(f))
     assert shots.shots == 3  # frames 0, 3 and 6
+
+
+def test_a_failure_to_freeze_falls_back_to_the_full_network(stylizer, monkeypatch) -> None:
+    def broken(*_args, **_kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(type(stylizer), "frozen", broken)
+    shots = ShotNorm(stylizer, StylizeOptions())
+    frames = moving_scene(3, 64, 48, seed=2)
+    assert all(shots.stylizer_for(f, to_float(f)) is stylizer for f in frames)
+    assert shots.failed and shots.shots == 0
