@@ -29,14 +29,21 @@ from onnx import helper, numpy_helper
 from restyle.export.metadata import INPUT_STYLE
 from restyle.runtime.thumbnail_norm import stat_names
 
+CANONICAL_MARK = "restyle.canonical"  # metadata key set on canonical graphs, so they are not rebuilt
+
 
 def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` after ONNX Runtime's basic (portable) optimisations: constants folded, Identity nodes gone.
 
     Exporters differ (the torchscript exporter emits ``Constant`` subgraphs
     for every parameter and ``Identity`` aliases for tied weights), so the
-    rewrites below match patterns on this canonical form only.
+    rewrites below match patterns on this canonical form only. It costs an
+    ORT session and a scratch file, and depends on the model alone: callers
+    that specialise one model repeatedly (``Stylizer.frozen``, once per video
+    shot) build it once and pass it in; a marked graph is returned as it is.
     """
+    if any(p.key == CANONICAL_MARK for p in model.metadata_props):
+        return model
     import tempfile
     from pathlib import Path
 
@@ -48,7 +55,17 @@ def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
         so.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
         so.log_severity_level = 3
         ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        return onnx.load(so.optimized_model_filepath)
+        out = onnx.load(so.optimized_model_filepath)
+    out.metadata_props.add(key=CANONICAL_MARK, value="1")
+    return out
+
+
+def _rewritable(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A canonical copy of ``model`` that the rewrites may change in place (the caller's proto stays intact)."""
+    base = canonical(model)
+    out = onnx.ModelProto()
+    out.CopyFrom(base)
+    return out
 
 
 def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
@@ -138,7 +155,7 @@ def _norm_affine(model: onnx.ModelProto, vec: np.ndarray) -> list[tuple[onnx.Nod
 
 def fold_style(model: onnx.ModelProto, vec: Sequence[float] | np.ndarray) -> onnx.ModelProto:
     """The graph for one fixed style vector: each norm's style affine folded into its scale and bias."""
-    out = canonical(model)
+    out = _rewritable(model)
     g = out.graph
     for i, (node, gamma, beta, affine_out) in enumerate(_norm_affine(out, vec)):
         s, b = f"restyle_fold_scale_{i}", f"restyle_fold_bias_{i}"
@@ -164,7 +181,7 @@ def freeze_norms(
     missing = [n for n in names if n not in stats]
     if missing:
         raise ValueError(f"statistics missing: {', '.join(missing[:3])}")
-    out = canonical(model)
+    out = _rewritable(model)
     g = out.graph
     inits = {i.name: i for i in g.initializer}
     producers, consumers = _producers(g), _consumers(g)

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -31,6 +32,9 @@ from restyle.runtime.guided import guided_upsample
 from restyle.runtime.model_info import ModelInfo, read_model_info
 from restyle.runtime.options import StyleWeights, StylizeOptions, style_vector
 from restyle.runtime.providers import provider_list, verify
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ class Stylizer:
         self._session = self._load_optimized()
         self._lock = threading.Lock()
         self._tiling: tuple[ort.InferenceSession, ort.InferenceSession, list[str]] | None = None
+        self._canonical: onnx.ModelProto | None = None  # see _canonical_model
 
     # -- sessions ---------------------------------------------------------
     def _create_session(
@@ -144,6 +149,17 @@ class Stylizer:
                 self._tiling = (stats, apply, thumbnail_norm.stat_names(proto))
             return self._tiling
 
+    def _canonical_model(self) -> onnx.ModelProto:
+        """This model's canonical graph (``specialize.canonical``), built on first use and kept."""
+        with self._lock:
+            if self._canonical is None:
+                import onnx
+
+                from restyle.runtime.specialize import canonical
+
+                self._canonical = canonical(onnx.load(str(self.path)))
+            return self._canonical
+
     # -- the raw network ----------------------------------------------------
     def style_vector(self, style_weights: StyleWeights) -> np.ndarray:
         """Any accepted form of style choice -> this model's ``(S,)`` weights summing to 1.
@@ -211,8 +227,6 @@ class Stylizer:
         """
         import copy
 
-        import onnx
-
         from restyle.runtime.specialize import freeze_norms
 
         options = options or StylizeOptions()
@@ -222,7 +236,7 @@ class Stylizer:
         scale = options.scale_for(h, w)
         network_input = resize(photo, max(1, round(h / scale)), max(1, round(w / scale)))
         stats = self.thumbnail_stats(network_input, vec)
-        proto = freeze_norms(onnx.load(str(self.path)), vec, stats)
+        proto = freeze_norms(self._canonical_model(), vec, stats)
         twin = copy.copy(self)
         twin._session = self._create_session(proto.SerializeToString())
         return twin
