@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import platform
 import re
 import statistics
@@ -91,7 +90,9 @@ class Server:
     """``python -m restyle serve --port 0`` with the given RESTYLE_* settings; the port comes from its banner."""
 
     def __init__(self, models: Path, env: dict[str, str]):
-        full = {k: v for k, v in os.environ.items() if not k.startswith("RESTYLE_")}
+        from restyle.api.settings import child_environment
+
+        full = child_environment(drop_restyle=True)
         full.update({"RESTYLE_BUNDLED": "false", "RESTYLE_ACCESS_LOG": "false", "RESTYLE_LOG_LEVEL": "info"})
         full.update(env)
         self.proc = subprocess.Popen(

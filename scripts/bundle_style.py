@@ -19,11 +19,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from restyle.contract import read_metadata
 from restyle.export.onnx_export import export_onnx
 from restyle.export.parity import ParityReport
 from restyle.models.complexity import complexity
 from restyle.models.serialization import read_model_record
-from restyle.runtime.model_info import read_metadata
 
 STYLES = Path(__file__).resolve().parents[1] / "restyle" / "styles"
 

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from restyle import __version__
 from restyle.api import errors
 from restyle.api.admission import Admission
-from restyle.api.batching import MicroBatcher
+from restyle.api.inference import make_inference
 from restyle.api.jobs import JobCollector, JobQueue
 from restyle.api.jobs import router as jobs_router
 from restyle.api.metrics import Metrics
@@ -89,12 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.service = StyleService(settings)
     app.state.admission = Admission(settings.effective_pool_size, settings.queue_size, metrics)
-    app.state.batcher = (
-        MicroBatcher(
-            app.state.service, app.state.admission, metrics, settings.batch_size, settings.batch_wait_ms / 1000
-        )
-        if settings.batch_size > 1
-        else None
+    app.state.inference = make_inference(
+        app.state.service, app.state.admission, metrics, settings.batch_size, settings.batch_wait_ms
     )
     app.state.api_keys = sorted(key.encode() for key in settings.key_values())
     # Jobs are only enqueued here; `restyle worker` processes (or the one `restyle serve` starts) run them.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import subprocess
 import sys
 
@@ -60,11 +59,13 @@ def _settings_from(args: argparse.Namespace):  # -> Settings
 def _start_job_workers(settings) -> subprocess.Popen | None:
     """The embedded worker: `restyle worker` as a child process (a job that crashes or eats memory there
     cannot take the API down). Its environment is the API's settings, so both use the same queue."""
+    from restyle.api.settings import child_environment
+
     if settings.job_workers == 0:
         return None
     return subprocess.Popen(
         [sys.executable, "-m", "restyle", "worker", "--processes", str(settings.job_workers)],
-        env={**os.environ, **settings.to_env()},
+        env=child_environment(settings),
         preexec_fn=_die_with_parent,
     )
 
@@ -96,8 +97,10 @@ def _stop_job_workers(proc: subprocess.Popen | None) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from restyle.api.settings import export_to_environment
+
     settings = _settings_from(args)
-    os.environ.update(settings.to_env())  # workers rebuild the same Settings from the environment
+    export_to_environment(settings)  # uvicorn's worker processes rebuild the same Settings from it
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
     if settings.workers == 1:
         from restyle.api.app import create_app

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from restyle.api.admission import Admission
 from restyle.api.errors import Unauthorized
+from restyle.api.inference import DirectInference, MicroBatcher
 from restyle.api.metrics import Metrics
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
@@ -34,6 +35,10 @@ def get_admission(request: Request) -> Admission:
 
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
+
+
+def get_inference(request: Request) -> DirectInference | MicroBatcher:
+    return request.app.state.inference
 
 
 _bearer = HTTPBearer(
@@ -63,3 +68,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[StyleService, Depends(get_service)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+InferenceDep = Annotated[DirectInference | MicroBatcher, Depends(get_inference)]

@@ -7,24 +7,19 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from restyle.api.admission import Admission
-from restyle.api.batching import MicroBatcher
-from restyle.api.deps import AdmissionDep, MetricsDep, ServiceDep, SettingsDep, require_api_key
-from restyle.api.errors import BodyTimeout, BodyTooLarge, UnsupportedMediaType
-from restyle.api.metrics import Metrics
+from restyle.api.deps import AdmissionDep, InferenceDep, MetricsDep, ServiceDep, SettingsDep, require_api_key
+from restyle.api.errors import BodyTimeout
+from restyle.api.inference import DirectInference, MicroBatcher, PhotoRequest
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
-from restyle.api.uploads import body_error, with_form_fields
-from restyle.imaging import MIME_TYPES, encode_image, fit_max_size, normalize_format
+from restyle.api.uploads import body_error, read_upload, with_form_fields
+from restyle.imaging import MIME_TYPES, normalize_format
 from restyle.runtime import StylizeOptions
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -48,42 +43,11 @@ api = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses
 ops = APIRouter(dependencies=[Depends(require_api_key)])
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The raw body, never more than ``limit`` bytes in memory (the middleware stops the stream there)."""
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise BodyTooLarge(f"request body is larger than the limit of {limit} bytes")
-    return bytes(buf)
-
-
 async def _read_upload(request: Request, params: StylizeParams, limit: int) -> tuple[bytes, StylizeParams]:
     """The image bytes and the parameters, from a multipart form or from a raw image body plus query."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=16, max_part_size=limit)
-        except StarletteHTTPException as exc:  # malformed multipart: Starlette says 400; it is bad input
-            raise body_error("image", f"malformed multipart body: {exc.detail}") from None
-        try:
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise body_error("image", "a multipart request needs an 'image' file field", "missing")
-            fields = {k: v for k, v in form.items() if k in StylizeParams.model_fields and isinstance(v, str)}
-            params = with_form_fields(params, fields)
-            data = await upload.read()
-        finally:
-            await form.close()
-    elif content_type.startswith(RAW_TYPES):
-        data = await _read_limited(request, limit)
-    else:
-        raise UnsupportedMediaType(
-            f"send the image as multipart/form-data (field 'image') or as a raw image/* body, not {content_type or 'no content type'!r}"
-        )
-    if not data:
-        raise body_error("image", "the request contains no image bytes", "missing")
-    return data, params
+    data, upload = await read_upload(request, field_name="image", limit=limit, raw_types=RAW_TYPES, what="image")
+    fields = {k: v for k, v in upload.fields.items() if k in StylizeParams.model_fields}
+    return data, with_form_fields(params, fields)
 
 
 _STYLIZE_BODY: dict[str, Any] = {
@@ -138,7 +102,7 @@ async def stylize(
     settings: SettingsDep,
     service: ServiceDep,
     admission: AdmissionDep,
-    metrics: MetricsDep,
+    inference: InferenceDep,
 ) -> Response:
     """Stylize one photo; inference runs in the bounded pool, never on the event loop.
 
@@ -153,7 +117,7 @@ async def stylize(
             )
         except TimeoutError:
             raise BodyTimeout(f"the upload did not arrive within {settings.body_timeout:g} s") from None
-        return await _stylize(request, data, params, settings, service, admission, metrics, slot)
+        return await _stylize(request, data, params, settings, service, inference, slot)
 
 
 async def _stylize(
@@ -162,10 +126,10 @@ async def _stylize(
     params: StylizeParams,
     settings: Settings,
     service: StyleService,
-    admission: Admission,
-    metrics: Metrics,
+    inference: DirectInference | MicroBatcher,
     slot: Any,
 ) -> Response:
+    """Validate, resolve the style, and run the pipeline through the app's one inference strategy."""
     max_size = params.max_size or settings.max_size
     if max_size > settings.max_size_limit:
         raise body_error("max_size", f"max_size must be at most {settings.max_size_limit}", "less_than_equal")
@@ -174,32 +138,12 @@ async def _stylize(
         strength=params.strength, preserve_color=params.preserve_color, max_size=max_size, style_weights=choice.style
     )
     fmt = normalize_format(params.format)
-    submitted = time.monotonic()
-    timings: dict[str, float] = {}
-
-    deadline = submitted + settings.request_timeout
-
-    def work(photo: np.ndarray | None = None) -> bytes:
-        timings["queue"] = time.monotonic() - submitted
-        image = service.decode(data, max_size) if photo is None else photo
-        began = time.perf_counter()
-        out = service.stylize(choice, image, options)
-        timings["inference"] = time.perf_counter() - began
-        metrics.inference.labels(choice.model).observe(timings["inference"])
-        metrics.batch_size.observe(1)
-        return encode_image(out, fmt, params.quality)
-
-    batcher: MicroBatcher | None = request.app.state.batcher
-    if batcher is None:
-        body = await admission.run(work, deadline, slot, disconnected=request.is_disconnected)
-    else:  # experimental: the same options through Stylizer.stylize_many (see restyle/api/batching.py)
-        photo = await admission.run(lambda: fit_max_size(service.decode(data, max_size), max_size), deadline, slot)
-        timings["queue"] = time.monotonic() - submitted
-        began = time.perf_counter()
-        stylized = await batcher.stylize(choice, photo, options, deadline)
-        timings["inference"] = time.perf_counter() - began
-        body = await admission.run(lambda: encode_image(stylized, fmt, params.quality), deadline)
-    ms = {k: round(v * 1000, 1) for k, v in timings.items()}
+    deadline = time.monotonic() + settings.request_timeout
+    done = await inference.run(
+        PhotoRequest(choice, data, options, fmt, params.quality, deadline, slot, request.is_disconnected)
+    )
+    body = done.body
+    ms = {"queue": round(done.queue_s * 1000, 1), "inference": round(done.inference_s * 1000, 1)}
     suffix = "jpg" if fmt == "JPEG" else fmt.lower()
     return Response(
         body,

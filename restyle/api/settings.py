@@ -40,6 +40,46 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+class TorchrunEnv(BaseSettings):
+    """The variables ``torchrun`` sets for each process of a distributed training (no prefix: its names)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    world_size: int = Field(1, ge=1)
+    rank: int = Field(0, ge=0)
+    local_rank: int = Field(0, ge=0)
+
+
+class DisplayEnv(BaseSettings):
+    """Whether a desktop session is there to show ``restyle live``'s window (X11 or Wayland)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    display: str = ""
+    wayland_display: str = ""
+
+    @property
+    def present(self) -> bool:
+        return bool(self.display or self.wayland_display)
+
+
+def child_environment(settings: BaseSettings | None = None, *, drop_restyle: bool = False) -> dict[str, str]:
+    """The environment for a child process (a worker, a server under test), with ``settings`` written in.
+
+    ``drop_restyle``: leave out this process's own ``RESTYLE_*`` variables first, so the child sees only
+    what ``settings`` (or the caller) says.
+    """
+    env = {k: v for k, v in os.environ.items() if not (drop_restyle and k.startswith("RESTYLE_"))}
+    if settings is not None:
+        env.update(settings.to_env())  # type: ignore[attr-defined]
+    return env
+
+
+def export_to_environment(settings: Settings) -> None:
+    """Write ``settings`` into this process's environment, so uvicorn's worker processes rebuild the same object."""
+    os.environ.update(settings.to_env())
+
+
 class RuntimeSettings(BaseSettings):
     """What every front end (CLI, video, live, server) takes from the environment for the runtime.
 

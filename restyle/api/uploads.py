@@ -1,18 +1,21 @@
-"""Streaming an upload to a file: the reader for large bodies (videos) that must never sit in memory.
+"""Reading an upload: one reader for every route, into memory (photos) or a file (videos, style images).
 
-The photo route reads its (small) image into memory; a video may be
-hundreds of megabytes, so it goes to disk chunk by chunk, with the limit
-checked as bytes arrive. Either the raw body (``video/*`` or
-``application/octet-stream``) or one multipart file field. Errors are the
+``receive_upload`` takes either the raw body (a content type from the
+route's list, e.g. ``image/*`` or ``video/*``, or
+``application/octet-stream``) or one multipart file field, and copies it
+chunk by chunk into a sink, with the limit checked as bytes arrive. A photo
+goes to memory (``read_upload``); a video may be hundreds of megabytes, so
+it goes to disk (``save_upload``). Errors are the
 API's shared ones (``restyle.api.errors``): 413 body too large, 415 wrong
 content type, 422 a missing field, all in the one JSON error shape.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -53,51 +56,78 @@ def with_form_fields(query: P, fields: dict[str, str]) -> P:
         ) from None
 
 
-async def save_upload(
-    request: Request, target: Path, *, field_name: str, limit: int, raw_types: tuple[str, ...]
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+
+
+async def receive_upload(
+    request: Request,
+    sink: _Sink,
+    *,
+    field_name: str,
+    limit: int,
+    raw_types: tuple[str, ...],
+    what: str = "file",
 ) -> SavedUpload:
-    """Write the upload to ``target``; raises before writing more than ``limit`` bytes."""
+    """Copy the upload into ``sink`` chunk by chunk, raising before more than ``limit`` bytes have arrived.
+
+    The one reader behind every upload route: a multipart form with one file
+    field ``field_name`` (its other string fields come back as ``fields``),
+    or a raw body whose content type starts with one of ``raw_types``.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         try:
-            form = await request.form(max_files=1, max_fields=16)
+            form = await request.form(max_files=1, max_fields=16)  # text fields: Starlette's 1 MB each
         except StarletteHTTPException as exc:  # malformed multipart: Starlette says 400; it is bad input
             raise body_error(field_name, f"malformed multipart body: {exc.detail}") from None
         try:
             upload = form.get(field_name)
             if not isinstance(upload, UploadFile):
                 raise body_error(field_name, f"a multipart request needs a {field_name!r} file field", "missing")
-            size = await _copy(upload, target, limit)
+            size = 0
+            while chunk := await upload.read(_CHUNK):
+                size = _take(sink, chunk, size, limit)
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             filename = upload.filename
         finally:
             await form.close()
     elif content_type.startswith(raw_types):
         size = 0
-        with open(target, "wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(f"the upload is larger than the limit of {limit} bytes")
-                fh.write(chunk)
+        async for chunk in request.stream():
+            size = _take(sink, chunk, size, limit)
         fields, filename = {}, None
     else:
         raise UnsupportedMediaType(
-            f"send the file as multipart/form-data (field {field_name!r}) or as a raw body "
+            f"send the {what} as multipart/form-data (field {field_name!r}) or as a raw body "
             f"({', '.join(t.rstrip('/') + ('/*' if t.endswith('/') else '') for t in raw_types)}), "
             f"not {content_type or 'no content type'!r}"
         )
     if size == 0:
-        raise body_error(field_name, "the upload is empty", "missing")
+        raise body_error(field_name, f"the request contains no {what} bytes", "missing")
     return SavedUpload(size, filename, fields)
 
 
-async def _copy(upload: UploadFile, target: Path, limit: int) -> int:
-    size = 0
-    with open(target, "wb") as fh:
-        while chunk := await upload.read(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"the upload is larger than the limit of {limit} bytes")
-            fh.write(chunk)
+def _take(sink: _Sink, chunk: bytes, size: int, limit: int) -> int:
+    size += len(chunk)
+    if size > limit:
+        raise BodyTooLarge(f"the upload is larger than the limit of {limit} bytes")
+    sink.write(chunk)
     return size
+
+
+async def save_upload(
+    request: Request, target: Path, *, field_name: str, limit: int, raw_types: tuple[str, ...]
+) -> SavedUpload:
+    """Stream the upload to the file ``target`` (videos, style images): it never sits in memory."""
+    with open(target, "wb") as fh:
+        return await receive_upload(request, fh, field_name=field_name, limit=limit, raw_types=raw_types)
+
+
+async def read_upload(
+    request: Request, *, field_name: str, limit: int, raw_types: tuple[str, ...], what: str = "file"
+) -> tuple[bytes, SavedUpload]:
+    """The upload in memory (photos: decoded from bytes at once), at most ``limit`` bytes."""
+    buf = io.BytesIO()
+    saved = await receive_upload(request, buf, field_name=field_name, limit=limit, raw_types=raw_types, what=what)
+    return buf.getvalue(), saved

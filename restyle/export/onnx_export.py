@@ -34,8 +34,7 @@ from torch import Tensor, nn
 
 from restyle import __version__
 from restyle.atomic import atomic_path
-from restyle.errors import UserError
-from restyle.export.metadata import (
+from restyle.contract import (
     INPUT_IMAGE,
     INPUT_STYLE,
     OUTPUT_IMAGE,
@@ -43,6 +42,7 @@ from restyle.export.metadata import (
     contract,
     summarize,
 )
+from restyle.errors import UserError
 from restyle.export.parity import ParityReport, check_parity
 from restyle.models.layers import StyleNorm
 from restyle.models.serialization import load_model

@@ -22,8 +22,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from restyle.contract import INPUT_IMAGE, INPUT_STYLE
 from restyle.errors import UserError
-from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE
 from restyle.imaging import decode_image, resize
 from restyle.models.transformer import StyleNet
 

@@ -14,13 +14,13 @@ PROJECTIONS = ("tsne", "pca")
 
 
 class Embedding:
-    """``attribute(images)`` -> N x D penultimate features; then :meth:`neighbours` and :meth:`project`."""
+    """``embed(images)`` -> N x D penultimate features; then :meth:`neighbours` and :meth:`project`."""
 
     def __init__(self, model: torch.nn.Module, batch: int = 8):
         self.model, self.batch = model, batch
 
     @torch.no_grad()
-    def attribute(self, images: Sequence[Tensor]) -> Tensor:
+    def embed(self, images: Sequence[Tensor]) -> Tensor:
         x = torch.cat(list(images))
         return torch.cat([self.model.features(x[i : i + self.batch]) for i in range(0, len(x), self.batch)])
 

@@ -42,14 +42,14 @@ def normalize_filters(w: Tensor) -> Tensor:
 
 
 class Activations:
-    """Feature maps of one VGG19 layer: ``attribute(inputs)`` -> C x h x w for a 1x3xHxW input."""
+    """Feature maps of one VGG19 layer: ``compute(inputs)`` -> C x h x w for a 1x3xHxW input."""
 
     def __init__(self, layer: str = "relu2_1"):
         self.layer = layer
         self.net = vgg_to(layer)
 
     @torch.no_grad()
-    def attribute(self, inputs: Tensor) -> Tensor:
+    def compute(self, inputs: Tensor) -> Tensor:
         return self.net(inputs)[self.layer][0]
 
 
@@ -87,7 +87,7 @@ class MaxPatches:
         self.size, self.stride = receptive_field(layer)
 
     @torch.no_grad()
-    def attribute(self, images: Sequence[Tensor], channels: Sequence[int]) -> dict[int, list[Patch]]:
+    def find(self, images: Sequence[Tensor], channels: Sequence[int]) -> dict[int, list[Patch]]:
         maps = [self.net(img)[self.layer][0] for img in images]
         nch = maps[0].shape[0]
         bad = [c for c in channels if not 0 <= c < nch]

@@ -21,7 +21,7 @@ from restyle.errors import UserError
 from restyle.imaging import long_side_size
 from restyle.models.vgg import VGGFeatures
 from restyle.reference.features import vgg19_features
-from restyle.reference.losses import content_loss, gram_matrix, style_loss, total_variation, transfer_luminance
+from restyle.reference.losses import content_loss, gram_distance, gram_matrix, transfer_luminance, tv_prior
 from restyle.reference.optim import OptimResult, optimize_image
 
 CONTENT_LAYER = "relu4_2"
@@ -143,8 +143,8 @@ def style_transfer(
         def loss_fn(x: Tensor, c_target: Tensor = c_target, s_targets: dict[str, Tensor] = s_targets):
             feats = net(x)
             lc = content_loss(feats[CONTENT_LAYER], c_target)
-            ls = style_loss({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, s_targets)
-            tv = total_variation(x)
+            ls = gram_distance({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, s_targets)
+            tv = tv_prior(x)
             total = cfg.content_weight * lc + cfg.style_weight * ls + cfg.tv_weight * tv
             return {"total": total, "content": lc, "style": ls, "tv": tv}
 
@@ -194,7 +194,7 @@ def synthesize_texture(
 
         def loss_fn(x: Tensor, targets: dict[str, Tensor] = targets) -> dict[str, Tensor]:
             feats = net(x, STYLE_LAYERS)
-            ls = style_loss({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, targets)
+            ls = gram_distance({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, targets)
             return {"total": ls, "style": ls}
 
         desc = f"texture {hw[0]}x{hw[1]}"

@@ -67,7 +67,7 @@ class TargetedAttack:
         v, i = p.topk(k)
         return {(names[j] if names else str(int(j))): float(q) for q, j in zip(v, i)}, p
 
-    def attribute(self, inputs: Tensor, target: int, progress: bool = True) -> AttackResult:
+    def generate(self, inputs: Tensor, target: int, progress: bool = True) -> AttackResult:
         before, p0 = self._top(inputs)
         x = inputs.clone()
         done = 0
@@ -110,14 +110,14 @@ def fooling_image(
     g = torch.Generator().manual_seed(seed)
     noise = torch.rand(1, 3, size, size, generator=g)
     attack = TargetedAttack(model, eps=1.0, alpha=2 / 255, steps=steps, margin=8.0)
-    return attack.attribute(noise, target, progress)
+    return attack.generate(noise, target, progress)
 
 
 class DeepDream:
     """Mordvintsev et al. 2015: amplify whatever a VGG19 layer sees, by gradient ascent on its squared activations.
 
     Coarse-to-fine octaves grow large structures; random jitter hides the
-    pooling grid. ``attribute`` returns the dreamed 1x3xHxW image in [0, 1].
+    pooling grid. ``generate`` returns the dreamed 1x3xHxW image in [0, 1].
     """
 
     def __init__(
@@ -143,7 +143,7 @@ class DeepDream:
         """Mean squared activation of the layer (what the dream maximizes and the test measures)."""
         return self.net(x)[self.layer].pow(2).mean()
 
-    def attribute(self, inputs: Tensor, seed: int = 0, progress: bool = True) -> Tensor:
+    def generate(self, inputs: Tensor, seed: int = 0, progress: bool = True) -> Tensor:
         g = torch.Generator().manual_seed(seed)
         h, w = inputs.shape[-2:]
         sizes = [

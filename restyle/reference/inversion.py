@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from restyle.reference.features import vgg_to
-from restyle.reference.losses import content_loss, total_variation
+from restyle.reference.losses import content_loss, tv_prior
 from restyle.reference.optim import OptimResult, optimize_image
 
 
@@ -39,7 +39,7 @@ def invert(
 
     def loss_fn(x: Tensor) -> dict[str, Tensor]:
         lf = content_loss(net(x)[layer], target)
-        tv = total_variation(x)
+        tv = tv_prior(x)
         return {"total": lf + tv_weight * tv, "feature": lf, "tv": tv}
 
     return optimize_image(init, loss_fn, steps, optimizer, None, f"invert {layer}", None, progress)

@@ -1,8 +1,13 @@
-"""Losses of the optimization-based methods: Gram style loss, feature content loss, total variation.
+"""Losses of the optimization-based methods: Gram distance, feature content loss, the TV image prior.
 
 Kept deliberately small: these are the textbook definitions (Gatys et al.
-2015/2016, Mahendran & Vedaldi 2015), and the Gram matrix is the training
-package's when it exists so both halves of the product measure style alike.
+2015/2016, Mahendran & Vedaldi 2015). The Gram matrix is the training
+package's (``restyle.train.losses.gram_matrix``), so both halves of the
+product measure style alike. Names differ from the training losses where
+the definitions differ: ``gram_distance`` takes Gram matrices and averages
+layers (training's ``style_loss`` takes features and weights layers), and
+``tv_prior`` is the squared-gradient prior (training's ``total_variation``
+is the mean absolute difference).
 """
 
 from __future__ import annotations
@@ -15,20 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from restyle.runtime.processing import preserve_color
+from restyle.train.losses import gram_matrix
 
-try:  # one definition of "style" across the product when the training package provides it
-    from restyle.train.losses import gram_matrix as _train_gram  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on what else is checked out
-    _train_gram = None
-
-
-def gram_matrix(features: Tensor) -> Tensor:
-    """N x C x C feature correlations normalized by C*H*W, so layers of any size weigh alike."""
-    if _train_gram is not None:
-        return _train_gram(features)
-    n, c, h, w = features.shape
-    f = features.reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
+__all__ = ["content_loss", "gram_distance", "gram_matrix", "psnr", "transfer_luminance", "tv_prior"]
 
 
 def relative_mse(x: Tensor, target: Tensor) -> Tensor:
@@ -42,7 +36,7 @@ def relative_mse(x: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(x, target) / target.pow(2).mean().clamp_min(1e-12)
 
 
-def style_loss(grams: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
+def gram_distance(grams: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
     """Mean over layers of the relative Gram difference (equal layer weights, as in Gatys 2016)."""
     return sum(relative_mse(grams[k], targets[k]) for k in targets) / len(targets)
 
@@ -52,7 +46,7 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
     return relative_mse(features, target)
 
 
-def total_variation(x: Tensor, beta: float = 2.0) -> Tensor:
+def tv_prior(x: Tensor, beta: float = 2.0) -> Tensor:
     """Mean of (dx^2 + dy^2)^(beta/2): the natural-image prior of Mahendran & Vedaldi (beta=2 is smooth)."""
     dx = x[..., :-1, 1:] - x[..., :-1, :-1]
     dy = x[..., 1:, :-1] - x[..., :-1, :-1]

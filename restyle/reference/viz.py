@@ -78,7 +78,7 @@ def filters(out: Out = None) -> Figure:
 def activations(image: ImageLike, layer: str = "relu2_1", n: int = 15, out: Out = None) -> Figure:
     """The ``n`` most active feature maps of a VGG19 layer, beside the input."""
     x = load(image)
-    maps = Activations(layer).attribute(x)
+    maps = Activations(layer).compute(x)
     order = maps.mean((1, 2)).argsort(descending=True)[:n].tolist()
     fig = fg.new_figure(10, 6.4, f"VGG19 {layer} feature maps ({maps.shape[0]} channels, {n} most active shown)")
     axes = fg.grid_axes(fig, n + 1, 8)
@@ -104,7 +104,7 @@ def patches(
         with torch.no_grad():  # default: the channels with the strongest single response
             peak = torch.stack([finder.net(x)[layer][0].amax((1, 2)) for x in images]).amax(0)
         channels = peak.topk(4).indices.tolist()
-    found = finder.attribute(images, channels)
+    found = finder.find(images, channels)
     fig = fg.new_figure(
         2.2 * len(channels) + 0.4,
         2.6,
@@ -213,7 +213,7 @@ def adversarial(
     """Targeted iterative attack within an L-infinity ball of ``eps``."""
     model, x = load_classifier(), load(image)
     t = class_index(target)
-    r = TargetedAttack(model, eps=eps).attribute(x, t, progress)
+    r = TargetedAttack(model, eps=eps).generate(x, t, progress)
     verdict = "succeeded" if r.success else "failed"
     title = f"Targeted attack -> '{model.name(t)}' {verdict}: p {r.target_prob_before:.3f} -> {r.target_prob_after:.3f}"
     return _done(_attack_figure(title, x, r, model, 0.5 / max(r.linf, 1e-6)), out)
@@ -282,7 +282,7 @@ def deepdream(
     x = load(image, None)
     x = resize_long(x, size)
     dd = DeepDream(layer, octaves=octaves, steps=steps)
-    y = dd.attribute(x, progress=progress)
+    y = dd.generate(x, progress=progress)
     with torch.no_grad():
         a, b = float(dd.objective(x)), float(dd.objective(y))
     fig = fg.new_figure(10, 4.6, f"DeepDream on VGG19 {layer}: {octaves} octaves x {steps} steps")
@@ -303,7 +303,7 @@ def embedding(
     items = folder_images(folder) if isinstance(folder, (str, os.PathLike)) else list(folder)
     images = [load(p) for p in items]
     emb = Embedding(load_classifier())
-    feats = emb.attribute(images)
+    feats = emb.embed(images)
     xy = emb.project(feats, projection)
     nn_idx = emb.neighbours(feats, k)
     fig = fg.new_figure(13, 6.6, f"EfficientNet-Lite0 penultimate features of {len(images)} images")

@@ -1,4 +1,11 @@
-"""Reading a model's description from its ONNX file (no session needed)."""
+"""A model as the catalogue knows it: the file's contract (``ModelMetadata``) plus where the file lives.
+
+``ModelMetadata`` (``restyle.contract``) is what travels inside the ONNX
+file; ``ModelInfo`` adds only what the file cannot know about itself: the
+name it is registered under, its size, whether it is bundled or a user's,
+and its model card. The contract's fields are read through, never copied,
+so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnx
-from google.protobuf.message import DecodeError
-
-from restyle.errors import InputNotFound, UserError
-from restyle.export.metadata import ModelMetadata
+from restyle.contract import ModelMetadata, read_metadata
 
 
 @dataclass(frozen=True)
@@ -19,44 +22,43 @@ class ModelInfo:
     """What ``restyle styles``, the API and the runtime show and use about a model."""
 
     name: str
-    arch: str
-    style_names: list[str]
-    size_bytes: int
-    summary: dict[str, Any]
     path: Path
-    stride: int = 1
-    precision: str = "fp32"
-    source: str = "file"  # "bundled", "user" or "file"
+    size_bytes: int
+    metadata: ModelMetadata = field(repr=False)
+    source: str = "file"  # "bundled", "user" or "file" (a path given on the command line)
     card: Path | None = None  # NAME.md model card beside the model, if any
-    metadata: ModelMetadata | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def arch(self) -> str:
+        return self.metadata.arch
 
-def read_metadata(path: str | os.PathLike) -> ModelMetadata:
-    """The restyle metadata of an ONNX file; a clear UserError for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFound(f"no such model file: {path}")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
-    return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props}, source=str(path))
+    @property
+    def style_names(self) -> list[str]:
+        return self.metadata.style_names
+
+    @property
+    def stride(self) -> int:
+        return self.metadata.stride
+
+    @property
+    def precision(self) -> str:
+        return self.metadata.precision
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.metadata.summary
 
 
 def read_model_info(path: str | os.PathLike, name: str | None = None, source: str = "file") -> ModelInfo:
+    """Read a model file's contract once; ``Registry`` caches the result per file version."""
     path = Path(path)
     meta = read_metadata(path)
     card = path.with_suffix(".md")
     return ModelInfo(
         name=name or path.stem,
-        arch=meta.arch,
-        style_names=meta.style_names,
-        size_bytes=path.stat().st_size,
-        summary=meta.summary,
         path=path,
-        stride=meta.stride,
-        precision=meta.precision,
+        size_bytes=path.stat().st_size,
+        metadata=meta,
         source=source,
         card=card if card.is_file() else None,
-        metadata=meta,
     )

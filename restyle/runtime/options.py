@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
+from restyle.contract import StyleWeights
 from restyle.errors import UserError
 
 # style_scale="auto": the network sees at most this many pixels on the long
 # side, so strokes keep the same size relative to the photo at any resolution.
 AUTO_STYLE_SIDE = 1024
-StyleWeights = int | str | Sequence[float] | Mapping[str, float] | np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -57,36 +53,3 @@ class StylizeOptions:
         if self.style_scale == "auto":
             return max(1.0, max(height, width) / AUTO_STYLE_SIDE)
         return float(self.style_scale)
-
-
-def style_vector(weights: StyleWeights, style_names: Sequence[str]) -> np.ndarray:
-    """Resolve any accepted form to a float32 ``(S,)`` vector summing to 1."""
-    s = len(style_names)
-    if weights is None:
-        weights = 0
-    if isinstance(weights, str):
-        if weights not in style_names:
-            raise UserError(f"style {weights!r} is not in this model; it has: {', '.join(style_names)}")
-        weights = style_names.index(weights)
-    if isinstance(weights, (int, np.integer)) and not isinstance(weights, bool):
-        if not 0 <= weights < s:
-            raise UserError(f"style index {weights} out of range 0..{s - 1}")
-        vec = np.zeros(s, np.float32)
-        vec[int(weights)] = 1.0
-        return vec
-    if isinstance(weights, Mapping):
-        unknown = [k for k in weights if k not in style_names]
-        if unknown:
-            raise UserError(
-                f"unknown style(s) {', '.join(map(str, unknown))}; this model has: {', '.join(style_names)}"
-            )
-        weights = [float(weights.get(name, 0.0)) for name in style_names]
-    try:
-        vec = np.asarray(weights, dtype=np.float32).reshape(-1)
-    except (TypeError, ValueError):
-        raise UserError(f"style weights must be numbers, not {weights!r}") from None
-    if vec.shape != (s,):
-        raise UserError(f"expected {s} style weight(s) for this model, got {vec.size}")
-    if not all(math.isfinite(v) and v >= 0 for v in vec.tolist()) or vec.sum() <= 0:
-        raise UserError("style weights must be non-negative with a positive sum")
-    return vec / vec.sum()

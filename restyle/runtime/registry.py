@@ -16,6 +16,7 @@ import filecmp
 import os
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +29,7 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "styles"
 # The default style when none is named; None means the first bundled model (by name).
 DEFAULT_STYLE: str | None = "starry_night"
 T = TypeVar("T")
+RACY_NS = 2_000_000_000  # a folder changed this recently is always rescanned (see Registry._folder_state)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -122,10 +124,11 @@ class Registry:
         ``cache_dir`` is handed to every ``Stylizer`` (TensorRT engine cache). ``missing_ok``: ``user_dir``
         may not exist yet (the server's default folder for trained styles, created by the first one).
 
-        The folders are scanned on every look-up (a glob: cheap), so a model
-        installed or deleted while the process runs (``POST``/``DELETE
-        /v1/styles``, by an API replica or a worker) is seen at once, with no
-        restart; sessions and metadata of files that are gone are dropped.
+        Every look-up checks the folders (one ``stat`` each) and globs them
+        again when they changed, so a model installed or deleted while the
+        process runs (``POST``/``DELETE /v1/styles``, by an API replica or a
+        worker) is seen at once, with no restart; sessions and metadata of
+        files that are gone are dropped.
         """
         self.bundled_dir = None if not bundled else Path(bundled_dir) if bundled_dir is not None else BUNDLED_DIR
         self.user_dir = Path(user_dir) if user_dir else None
@@ -136,9 +139,42 @@ class Registry:
         self._cache: dict[tuple[Path, str, int | None], tuple[tuple[int, int, int], Stylizer]] = {}
         self._building: dict[tuple[Path, str, int | None], threading.Lock] = {}
         self._info: dict[Path, tuple[tuple[int, int, int], ModelInfo]] = {}
+        self._listing: tuple[tuple[tuple[int, int, int], ...], dict[str, tuple[Path, str]]] | None = None
+
+    def _folder_state(self) -> tuple[tuple[int, int, int], ...] | None:
+        """(mtime ns, inode, device) of each model folder; None when a rescan must not be skipped.
+
+        Adding, removing or renaming a model changes its folder's mtime, so an
+        unchanged state means an unchanged listing. A folder touched within the
+        last ``RACY_NS`` is rescanned anyway: file-system timestamps are coarse
+        (a few ms), and two changes inside one tick would leave the same mtime.
+        """
+        state = []
+        now = time.time_ns()
+        for directory in (self.bundled_dir, self.user_dir):
+            if directory is None:
+                state.append((0, 0, 0))
+                continue
+            try:
+                st = directory.stat()
+            except OSError:
+                state.append((-1, 0, 0))
+                continue
+            if now - st.st_mtime_ns < RACY_NS:
+                return None
+            state.append((st.st_mtime_ns, st.st_ino, st.st_dev))
+        return tuple(state)
 
     def _scan(self) -> dict[str, tuple[Path, str]]:
-        """name -> (path, source); user models shadow bundled ones of the same name."""
+        """name -> (path, source); user models shadow bundled ones of the same name.
+
+        Globbed again only when a folder changed (see ``_folder_state``): a
+        request resolves its style through here two or three times.
+        """
+        state = self._folder_state()
+        listing = self._listing
+        if state is not None and listing is not None and listing[0] == state:
+            return dict(listing[1])
         found: dict[str, tuple[Path, str]] = {}
         for directory, source in ((self.bundled_dir, "bundled"), (self.user_dir, "user")):
             if directory is None or not directory.is_dir():
@@ -147,7 +183,8 @@ class Registry:
                 if valid_name(path.stem) and path.is_file():
                     found[path.stem] = (path, source)
         self._forget_removed({path for path, _ in found.values()})
-        return found
+        self._listing = (state, found) if state is not None else None
+        return dict(found)
 
     def _forget_removed(self, present: set[Path]) -> None:
         """Drop the sessions and metadata of registered model files that were deleted (explicit CLI paths stay)."""
@@ -267,9 +304,11 @@ class Registry:
         A damaged model file becomes :class:`BrokenModel` naming the style, not
         the file: the message reaches API clients, who know styles, not paths.
         """
-        path, _ = self._path(self.lookup(name)[0])
+        model = self.lookup(name)[0]
+        path, source = self._path(model)
+        info = self._read_info(path, model, source)  # cached: the session gets the registered name and source
         try:
-            return self._stylizer(path, provider, threads)
+            return self._stylizer(path, provider, threads, info)
         except InputNotFound:
             raise UnknownStyle(f"style {name!r} was removed; see the list of styles") from None
         except UserError as exc:
@@ -297,7 +336,7 @@ class Registry:
             return self._stylizer(path.resolve(), provider, threads)
         return self.get(spec, provider, threads)
 
-    def _stylizer(self, path: Path, provider: str, threads: int | None) -> Stylizer:
+    def _stylizer(self, path: Path, provider: str, threads: int | None, info: ModelInfo | None = None) -> Stylizer:
         """One shared session per (file version, provider, threads).
 
         A model file replaced on disk (new mtime, size or inode) gets a new session,
@@ -320,7 +359,7 @@ class Registry:
                 cached = self._cache.get(key)
                 if cached is not None and cached[0] == version:
                     return cached[1]
-            stylizer = Stylizer(path, provider=provider, threads=threads, cache_dir=self.cache_dir)
+            stylizer = Stylizer(path, provider=provider, threads=threads, cache_dir=self.cache_dir, info=info)
             with self._lock:
                 self._cache[key] = (version, stylizer)
             return stylizer

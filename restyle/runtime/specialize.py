@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from restyle.export.metadata import INPUT_STYLE
+from restyle.contract import INPUT_STYLE
 from restyle.runtime.thumbnail_norm import stat_names
 
 CANONICAL_MARK = "restyle.canonical"  # metadata key set on canonical graphs, so they are not rebuilt

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
+from restyle.contract import INPUT_IMAGE, INPUT_STYLE, OUTPUT_IMAGE, StyleWeights, style_vector
 from restyle.errors import UserError
-from restyle.export.metadata import INPUT_IMAGE, INPUT_STYLE, OUTPUT_IMAGE
 from restyle.imaging import fit_max_size, resize
 from restyle.runtime import processing, tiling
 from restyle.runtime.guided import guided_upsample
 from restyle.runtime.model_info import ModelInfo, read_model_info
-from restyle.runtime.options import StyleWeights, StylizeOptions, style_vector
+from restyle.runtime.options import StylizeOptions
 from restyle.runtime.providers import provider_list, verify
 
 if TYPE_CHECKING:
@@ -54,11 +54,13 @@ class Stylizer:
         provider: str = "auto",
         threads: int | None = None,
         cache_dir: str | os.PathLike | None = None,
+        info: ModelInfo | None = None,
     ):
+        """``info``: the model's description when the caller already has it (``Registry`` passes its cached
+        one, with the registered name and source); otherwise it is read from the file."""
         self.path = Path(path)
-        self.info: ModelInfo = read_model_info(self.path)
+        self.info: ModelInfo = info if info is not None else read_model_info(self.path)
         meta = self.info.metadata
-        assert meta is not None
         self.stride: int = meta.stride
         self.style_names: list[str] = list(meta.style_names)
         self.min_side = 4 * self.stride

@@ -35,7 +35,7 @@ def _from_onnx(path: Path) -> StyleNet:
     import onnx
     from onnx import numpy_helper
 
-    from restyle.runtime.model_info import read_metadata
+    from restyle.contract import read_metadata
 
     meta = read_metadata(path)
     if meta.precision != "fp32":

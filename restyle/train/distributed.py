@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -26,11 +25,12 @@ class DistInfo:
 
 def init_distributed(device_kind: str) -> DistInfo:
     """Join the process group torchrun describes in the environment (no-op when not under torchrun)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    from restyle.api.settings import TorchrunEnv
+
+    env = TorchrunEnv()
+    world, rank, local_rank = env.world_size, env.rank, env.local_rank
     if world <= 1:
         return DistInfo()
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     backend = "nccl" if device_kind == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)

@@ -7,7 +7,6 @@ depends on so that servers need no X libraries), no display, no camera.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -33,7 +32,9 @@ def check_gui() -> None:
 
     if not _built_with_gui(cv2):
         raise NoDisplay(_HEADLESS)
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    from restyle.api.settings import DisplayEnv
+
+    if sys.platform.startswith("linux") and not DisplayEnv().present:
         # Checked before any window call: GTK builds may abort the process when there is no display.
         raise NoDisplay("no display: $DISPLAY is not set (run it in a desktop session, or with X forwarding)")
     try:

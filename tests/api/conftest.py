@@ -53,6 +53,27 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def export_style_base(out: Path, styles: list[str], work: Path, seed: int = 0) -> Path:
+    """A multi-style ``fast`` base for ``--add-style`` / ``POST /v1/styles``: distinct per-style norms, as a
+    trained base has (an untrained network's are all alike), exported with the quick torchscript exporter."""
+    import torch
+
+    from restyle.export.onnx_export import export_onnx
+    from restyle.models.serialization import save_model
+    from restyle.models.transformer import build_network
+    from restyle.train.add_style import is_norm_parameter
+
+    torch.manual_seed(seed)
+    net = build_network("fast", len(styles))
+    with torch.no_grad():
+        for param_name, p in net.named_parameters():
+            if is_norm_parameter(param_name):
+                p.add_(0.1 * torch.randn_like(p))
+    final = save_model(net, work / f"{out.stem}.pt", styles, {"note": "test base"})
+    export_onnx(final, out, exporter="torchscript")
+    return out
+
+
 @pytest.fixture(scope="session")
 def sample_bytes() -> bytes:
     return SAMPLE.read_bytes()

@@ -1,11 +1,13 @@
 """End to end: the web page at / in headless Chromium (Debian's package) driven by Playwright.
 
 Every flow runs against one real ``restyle serve`` (real models, real photo
-inference, a real embedded job worker for the video tab), except the
-``/v1/styles`` training endpoints of the "New style" tab: that API is built
-on another branch, so its test serves answers in the agreed contract with
-Playwright's request interception (``page.route``); the style list, the
-previews and ``/v1/stylize`` behind it stay real.
+inference, a real embedded job worker for the video tab and for training new
+styles). The "New style" tab is tried twice: once end to end against the real
+``/v1/styles`` (a real, tiny training on the worker), and once against answers
+served with Playwright's request interception (``page.route``), which can
+hold each training phase (queued, two previews, ready) as long as the
+assertions need; the style list, the previews and ``/v1/stylize`` behind it
+stay real there too.
 
 Skipped, with the reason, only when /usr/bin/chromium is absent; CI runs
 ``.ci/install-browser.sh`` first so it always runs there. ``--screenshots``
@@ -28,7 +30,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.api.conftest import REPO, SAMPLE, Server, start_server, stop_server
+from tests.api.conftest import REPO, SAMPLE, Server, export_style_base, start_server, stop_server
 
 CHROMIUM = os.environ.get("RESTYLE_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -73,10 +75,14 @@ BROKEN_IMAGES = """() => [...document.images].filter(i => i.checkVisibility() &&
 # -- fixtures ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def web_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's tiny seeded models (ink and fire inside duo, mosaic) plus a user model with a long name."""
+    """The session's tiny seeded models (ink and fire inside duo, mosaic) plus a user model with a long name.
+
+    ``duo`` is a base new styles can be trained on (distinct per-style norms): the real "New style" flow uses it.
+    """
     root = tmp_path_factory.mktemp("web-models")
     for path in models_dir.glob("*.onnx"):
         shutil.copy(path, root / path.name)
+    export_style_base(root / "duo.onnx", ["ink", "fire"], tmp_path_factory.mktemp("web-base"))
     shutil.copy(models_dir / "mosaic.onnx", root / f"{LONG_NAME}.onnx")
     return root
 
@@ -89,6 +95,13 @@ def server(web_models: Path) -> Iterator[Server]:
         "RESTYLE_PROVIDER": "cpu",
         "RESTYLE_JOB_WORKERS": "1",  # the video tab needs a real worker; idle, it costs nothing
         "RESTYLE_VIDEO_MAX_SIZE": str(VIDEO_SIZE),
+        # New styles train for real on that worker, tiny: 2 steps of one 32 px crop on base "duo".
+        "RESTYLE_STYLE_BASE": "duo",
+        "RESTYLE_STYLE_STEPS": "2",
+        "RESTYLE_STYLE_BATCH_SIZE": "1",
+        "RESTYLE_STYLE_IMAGE_SIZE": "32",
+        "RESTYLE_STYLE_STYLE_SIZE": "32",
+        "RESTYLE_STYLE_EXPORTER": "torchscript",
     }
     srv = start_server(web_models, env)
     yield srv
@@ -548,4 +561,35 @@ def test_new_style_tab_against_faked_training_api(
         page.wait_for_function("document.getElementById('result').naturalWidth > 0")
         assert_no_broken_images(page)
     finally:
+        (web_models / f"{name}.onnx").unlink(missing_ok=True)
+
+
+def test_new_style_tab_trains_a_real_style_and_uses_it(
+    page: Any, server: Server, web_models: Path, style_image: Path
+) -> None:
+    """The whole flow against the real API: upload, a real training job on the worker, the style in use."""
+    import httpx
+    from playwright.sync_api import expect
+
+    name = "web_real_painting"
+    try:
+        page.locator("#tab-new-style").click()
+        page.set_input_files("#new-style-image", str(style_image))
+        page.locator("#new-style-name").fill(name)
+        page.locator("#new-style-go").click()
+        status = page.locator("#new-style-status")
+        expect(status).to_contain_text("is ready", timeout=180_000)
+        expect(status).not_to_have_class(re.compile(r"\berror\b"))
+        # The server agrees: a ready user style, installed as a model file in the models folder.
+        body = httpx.get(f"{server.url}/v1/styles/{name}").json()
+        assert body["state"] == "ready" and body["kind"] == "user", body
+        assert (web_models / f"{name}.onnx").is_file()
+        expect(page.locator(f'#styles .style[data-style="{name}"]')).to_have_attribute("aria-checked", "true")
+        page.locator("#new-style-use").click()
+        page.set_input_files("#photo", str(SAMPLE))
+        expect(page.locator("#result-caption")).to_contain_text(name, timeout=60_000)
+        page.wait_for_function("document.getElementById('result').naturalWidth > 0")
+        assert_no_broken_images(page)
+    finally:
+        httpx.delete(f"{server.url}/v1/styles/{name}")
         (web_models / f"{name}.onnx").unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.api.conftest import export_style_base
 from tests.api.test_api_endpoints import _png_header_bomb
 from tests.video.clips import moving_scene, write_clip
 from tests.video.jobs_rig import make, wait
@@ -41,22 +42,10 @@ STYLE = {
 @pytest.fixture(scope="module")
 def base_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``duo`` (a two-style base: ink, fire) and ``mosaic`` (single-style: not a base)."""
-    from restyle.export.onnx_export import export_onnx
-    from restyle.models.serialization import save_model
-    from restyle.models.transformer import build_network
-    from restyle.train.add_style import is_norm_parameter
-
     work = tmp_path_factory.mktemp("style-bases")
     out = tmp_path_factory.mktemp("style-models")
-    torch.manual_seed(0)
     for name, styles in (("duo", ["ink", "fire"]), ("mosaic", ["mosaic"])):
-        net = build_network("fast", len(styles))
-        with torch.no_grad():  # distinct gamma/beta per style, as a trained base has
-            for param_name, p in net.named_parameters():
-                if is_norm_parameter(param_name):
-                    p.add_(0.1 * torch.randn_like(p))
-        final = save_model(net, work / f"{name}.pt", styles, {"note": "test base"})
-        export_onnx(final, out / f"{name}.onnx", exporter="torchscript")
+        export_style_base(out / f"{name}.onnx", styles, work)
     return out
 
 

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from restyle.cli import main
-from restyle.export.metadata import ModelMetadata
+from restyle.contract import ModelMetadata
 from restyle.export.parity import FP16_TOLERANCE, FP32_TOLERANCE, PARITY_SIZES
 from restyle.models.serialization import load_model
 from tests.export.models import EXPORT_OUTPUT, SUMMARY, checkpoint, exported

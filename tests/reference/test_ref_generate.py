@@ -9,7 +9,7 @@ from .conftest import photo
 
 def test_targeted_attack_flips_top1_within_4_over_255(classifier, chelsea):
     target = class_index("goldfish")
-    r = TargetedAttack(classifier, eps=4 / 255).attribute(chelsea, target, progress=False)
+    r = TargetedAttack(classifier, eps=4 / 255).generate(chelsea, target, progress=False)
     assert r.success and int(classifier(r.image).argmax()) == target
     assert r.linf <= 4 / 255 + 1e-6
     assert r.target_prob_after > r.target_prob_before
@@ -27,6 +27,6 @@ def test_deepdream_raises_its_layer_activation():
     torch.manual_seed(0)
     x = photo("astronaut", 96)
     dd = DeepDream("relu3_1", octaves=2, steps=4)
-    y = dd.attribute(x, progress=False)
+    y = dd.generate(x, progress=False)
     with torch.no_grad():
         assert float(dd.objective(y)) > 1.5 * float(dd.objective(x))

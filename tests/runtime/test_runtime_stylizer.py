@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from skimage import data
 
+from restyle.contract import style_vector
 from restyle.errors import UserError
 from restyle.imaging import decode_image, resize
 from restyle.runtime import ProviderUnavailable, StylizeOptions, Stylizer, processing
 from restyle.runtime.guided import guided_upsample
-from restyle.runtime.options import style_vector
 from restyle.runtime.providers import gpu_present
 from tests.conftest import SAMPLE_PHOTO
 from tests.export.models import exported

@@ -1,10 +1,15 @@
-"""The ONNX metadata contract shared by the exporter and the runtime.
+"""The model contract, shared by the exporter and the runtime: metadata, tensor names, the style vector.
 
 Everything the runtime needs to use a model (architecture, stride, style
 names, precision, the input/output contract) travels inside the ``.onnx``
 file as ``metadata_props``, so a model is one self-describing file: the
 registry can list it and the runtime can drive it without the ``final.pt``
 it came from. Values are strings (ONNX's rule); structured ones are JSON.
+
+The style vector (``style_vector``) is part of the contract too: it is the
+``style`` input every exported model takes, and the one place where a
+user's choice (an index, a name, weights or ``{name: weight}``) becomes
+that input, for every front end alike.
 
 This module must not import torch: the runtime reads the same keys and is
 meant to start without the training stack.
@@ -13,10 +18,16 @@ meant to start without the training stack.
 from __future__ import annotations
 
 import json
+import math
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from restyle.errors import UserError
+import numpy as np
+
+from restyle.errors import InputNotFound, UserError
 
 FORMAT = "restyle-onnx"
 FORMAT_VERSION = 1
@@ -131,3 +142,59 @@ class ModelMetadata:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise UserError(f"{source} has damaged restyle metadata ({exc})") from None
+
+
+def read_metadata(path: str | os.PathLike) -> ModelMetadata:
+    """The restyle metadata of an ONNX file, without loading its weights; a clear UserError for anything else."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFound(f"no such model file: {path}")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+        raise UserError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+    return ModelMetadata.from_props({p.key: p.value for p in proto.metadata_props}, source=str(path))
+
+
+StyleWeights = int | str | Sequence[float] | Mapping[str, float] | np.ndarray | None
+
+
+def style_vector(weights: StyleWeights, style_names: Sequence[str]) -> np.ndarray:
+    """Resolve any accepted form to the float32 ``(S,)`` ``style`` input, summing to 1.
+
+    ``None`` is the first style; an int an index; a str a style name; a
+    sequence or array one weight per style; a mapping ``{name: weight}``.
+    Lists and arrays of the same numbers give the same vector.
+    """
+    s = len(style_names)
+    if weights is None:
+        weights = 0
+    if isinstance(weights, str):
+        if weights not in style_names:
+            raise UserError(f"style {weights!r} is not in this model; it has: {', '.join(style_names)}")
+        weights = style_names.index(weights)
+    if isinstance(weights, (int, np.integer)) and not isinstance(weights, bool):
+        if not 0 <= weights < s:
+            raise UserError(f"style index {weights} out of range 0..{s - 1}")
+        vec = np.zeros(s, np.float32)
+        vec[int(weights)] = 1.0
+        return vec
+    if isinstance(weights, Mapping):
+        unknown = [k for k in weights if k not in style_names]
+        if unknown:
+            raise UserError(
+                f"unknown style(s) {', '.join(map(str, unknown))}; this model has: {', '.join(style_names)}"
+            )
+        weights = [float(weights.get(name, 0.0)) for name in style_names]
+    try:
+        vec = np.asarray(weights, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise UserError(f"style weights must be numbers, not {weights!r}") from None
+    if vec.shape != (s,):
+        raise UserError(f"expected {s} style weight(s) for this model, got {vec.size}")
+    if not all(math.isfinite(v) and v >= 0 for v in vec.tolist()) or vec.sum() <= 0:
+        raise UserError("style weights must be non-negative with a positive sum")
+    return vec / vec.sum()
