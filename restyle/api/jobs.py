@@ -24,6 +24,7 @@ the same queue, under the same quotas, and readable here too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import math
@@ -37,12 +38,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from restyle.api.deps import require_api_key
 from restyle.api.settings import Settings
 from restyle.api.uploads import save_upload, with_form_fields
 from restyle.errors import UserError
-from restyle.jobs.store import FINISHED, Job, JobStore, QueueUnavailable, describe_broker
+from restyle.jobs.store import ACTIVE, FINISHED, Job, JobStore, QueueUnavailable, describe_broker
 
 VIDEO_SUFFIXES = {
     ".mp4",
@@ -59,6 +61,8 @@ VIDEO_SUFFIXES = {
     ".flv",
     ".wmv",
 }
+MAX_WAIT_S = 30.0  # longest long poll of GET /v1/jobs/{id}?wait=S (under common proxies' 60 s idle timeouts)
+WAIT_CHECK_S = 0.1  # how often a long poll re-reads the job's record
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
@@ -359,8 +363,32 @@ async def submit_video(request: Request, jobs: JobsDep, query: Annotated[VideoJo
 
 
 @router.get("/{job_id}", name="get_job", summary="State and progress of a job", response_model=JobResponse)
-def get_job(job_id: str, jobs: JobsDep) -> JobResponse:
-    return JobResponse.of(jobs.store.require(job_id), jobs.settings.video_retention)
+async def get_job(
+    job_id: str,
+    jobs: JobsDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="Long poll: hold the answer up to this many seconds until the job is no longer queued or "
+            "running, so a client learns of the end at once without polling fast. 0 (default): answer now.",
+        ),
+    ] = 0.0,
+) -> JobResponse:
+    """The job's record; with ``wait``, the first one that is finished (or the last when the wait runs out).
+
+    The server checks the record every ``WAIT_CHECK_S`` (a key-value read,
+    ~0.1 ms), where clients polling every 50 ms cost the API ~6 ms of CPU a
+    request (measured with the test client): on a 2-core machine that slowed
+    the job they were watching by ~9 % (``bench/video_jobs.py``).
+    """
+    job = await run_in_threadpool(jobs.store.require, job_id)
+    deadline = time.monotonic() + wait
+    while job.state in ACTIVE and time.monotonic() < deadline:
+        await asyncio.sleep(min(WAIT_CHECK_S, max(0.0, deadline - time.monotonic())))
+        job = await run_in_threadpool(jobs.store.require, job_id)
+    return JobResponse.of(job, jobs.settings.video_retention)
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job", response_model=JobResponse)

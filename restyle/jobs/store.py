@@ -17,17 +17,17 @@ once, wherever it lands.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +140,29 @@ class Job:
     @classmethod
     def from_bytes(cls, data: bytes) -> Job:
         raw = json.loads(bytes(data))
-        known = {f.name for f in fields(cls)}
+        known = _JOB_FIELDS
         return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+def _tree_bytes(folder: Path | str) -> int:
+    total = 0
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):  # a job finished (and tidied) while we looked
+        return 0
+    with entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    total += _tree_bytes(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+    return total
 
 
 class JobStore:
@@ -152,6 +173,9 @@ class JobStore:
         self.storage = huey.storage
         self.settings = settings
         self.root = Path(settings.storage_root)
+        # key -> (stored bytes, parsed record): ``all`` parses only records that changed since it last looked.
+        self._parsed: dict[str, tuple[bytes, Job]] = {}
+        self._parsed_lock = threading.Lock()
 
     # -- errors -----------------------------------------------------------------------------------
     @contextmanager
@@ -178,13 +202,12 @@ class JobStore:
         return uuid.uuid4().hex
 
     def bytes_used(self) -> int:
-        """Bytes of job files under the storage root (the quota's measure; the small queue file is not counted)."""
-        total = 0
-        for dirpath, _dirs, files in os.walk(self.root / "jobs"):
-            for name in files:
-                with contextlib.suppress(FileNotFoundError):  # a job finished (and tidied) while we looked
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
-        return total
+        """Bytes of job files under the storage root (the quota's measure; the small queue file is not counted).
+
+        ``os.scandir`` rather than ``os.walk`` plus ``lstat`` by path: the same
+        answer with a third of the Python work per file.
+        """
+        return _tree_bytes(self.root / "jobs")
 
     # -- records ----------------------------------------------------------------------------------
     def put(self, job: Job) -> None:
@@ -204,9 +227,26 @@ class JobStore:
         return job
 
     def all(self) -> list[Job]:
+        """Every job record (quotas, sweeps, metrics).
+
+        Reading the records is cheap; parsing them was not: 10,000 records took
+        ~2 s to parse, per submit and per sweep. Unchanged records (the same
+        bytes) reuse their parsed form, and each caller gets its own copy to
+        change and ``put``.
+        """
         with self._guard():
             items = self.storage.result_items()
-        return [Job.from_bytes(v) for k, v in items.items() if k.startswith("job:")]
+        with self._parsed_lock:
+            known = self._parsed
+            fresh: dict[str, tuple[bytes, Job]] = {}
+            for key, value in items.items():
+                if not key.startswith("job:"):
+                    continue
+                data = bytes(value)
+                hit = known.get(key)
+                fresh[key] = hit if hit is not None and hit[0] == data else (data, Job.from_bytes(data))
+            self._parsed = fresh
+        return [replace(job, params=dict(job.params)) for _, job in fresh.values()]
 
     def forget(self, job_id: str) -> None:
         """Drop the record and every key that belongs to it."""

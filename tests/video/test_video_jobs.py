@@ -52,6 +52,31 @@ def test_job_runs_to_completion_in_a_worker(clip: Path, models_dir: Path, tmp_pa
         rig.close()
 
 
+def test_a_long_poll_answers_when_the_job_ends_and_not_before(
+    long_clip: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    client, rig = make(models_dir, tmp_path / "jobs", workers=0)  # no worker yet: the job stays queued
+    try:
+        job_id = client.post("/v1/jobs/video?style=tiny", content=long_clip.read_bytes(), headers=VIDEO).json()["id"]
+        began = time.monotonic()
+        held = client.get(f"/v1/jobs/{job_id}?wait=0.6").json()
+        assert held["state"] == "queued" and time.monotonic() - began >= 0.6  # held for the whole wait
+        assert client.get(f"/v1/jobs/{job_id}?wait=31").status_code == 422  # longer than MAX_WAIT_S
+        from restyle.jobs.worker import WorkerService
+
+        rig.workers = WorkerService(rig.settings, processes=1)
+        rig.workers.start_threads()
+        body = client.get(f"/v1/jobs/{job_id}?wait=30").json()  # one request, answered when the job ends
+        while body["state"] in ("queued", "running"):  # only on a machine too slow to finish within 30 s
+            body = client.get(f"/v1/jobs/{job_id}?wait=30").json()
+        assert body["state"] == "succeeded", body
+        began = time.monotonic()
+        assert client.get(f"/v1/jobs/{job_id}?wait=30").json()["state"] == "succeeded"
+        assert time.monotonic() - began < 5  # a finished job is answered at once, whatever the wait
+    finally:
+        rig.close()
+
+
 def test_finished_job_is_still_known_after_restart_and_expires(clip: Path, models_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / "jobs"
     client, rig = make(models_dir, root)
