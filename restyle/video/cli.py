@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--models", help="extra models directory (default: $RESTYLE_MODELS)")
+    p.add_argument("--verbose", action="store_true", help="print where the time went, stage by stage")
     p.set_defaults(func=run_video)
 
     live = subparsers.add_parser(
@@ -100,6 +101,8 @@ def run_video(args: argparse.Namespace) -> int:
         f"{cuts}, audio {result.audio} -> {result.path}",
         file=sys.stderr,
     )
+    if args.verbose:
+        print(result.breakdown(), file=sys.stderr)
     return 0
 
 

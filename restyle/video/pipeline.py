@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,6 +58,11 @@ class Pipeline:
         self.cancel = cancel  # the caller's: read, never set
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
+        names = ["decode", *(getattr(s, "__name__", f"stage{i}") for i, s in enumerate(stages)), "encode"]
+        self.names = names
+        # Seconds each stage spent working (not waiting on its queues): ``restyle video --verbose`` prints them.
+        # The slowest stage bounds the frame rate; the others overlap with it.
+        self.busy: dict[str, float] = dict.fromkeys(names, 0.0)
 
     # -- queue helpers that never block forever -------------------------------
     def _stopping(self) -> bool:
@@ -92,7 +98,13 @@ class Pipeline:
     # -- the threads ----------------------------------------------------------
     def _produce(self) -> None:
         try:
-            for item in self.source:
+            items = iter(self.source)
+            while True:
+                began = time.perf_counter()
+                item = next(items, _END)
+                self.busy["decode"] += time.perf_counter() - began
+                if item is _END:
+                    break
                 self._put(self.queues[0], item)
             self._put(self.queues[0], _END)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -106,10 +118,13 @@ class Pipeline:
                     self._fail(exc)
 
     def _stage(self, i: int) -> None:
-        fn, q_in, q_out = self.stages[i], self.queues[i], self.queues[i + 1]
+        fn, q_in, q_out, name = self.stages[i], self.queues[i], self.queues[i + 1], self.names[i + 1]
         try:
             while (item := self._get(q_in)) is not _END:
-                self._put(q_out, fn(item))
+                began = time.perf_counter()
+                out = fn(item)
+                self.busy[name] += time.perf_counter() - began
+                self._put(q_out, out)
             self._put(q_out, _END)
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
@@ -117,15 +132,16 @@ class Pipeline:
     def _consume(self) -> None:
         try:
             while (item := self._get(self.queues[-1])) is not _END:
+                began = time.perf_counter()
                 self.sink(item)
+                self.busy["encode"] += time.perf_counter() - began
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
 
     def run(self) -> None:
         """Run to completion; re-raises the first stage error, or ``Cancelled`` if cancelled from outside."""
         targets = [self._produce, *(lambda i=i: self._stage(i) for i in range(len(self.stages))), self._consume]
-        names = ["decode", *(getattr(s, "__name__", f"stage{i}") for i, s in enumerate(self.stages)), "encode"]
-        threads = [threading.Thread(target=t, name=f"video-{n}", daemon=True) for t, n in zip(targets, names)]
+        threads = [threading.Thread(target=t, name=f"video-{n}", daemon=True) for t, n in zip(targets, self.names)]
         for t in threads:
             t.start()
         try:

@@ -41,6 +41,17 @@ class VideoResult:
     height: int
     scene_cuts: int
     audio: str  # 'copied', '<codec> re-encoded to AAC' or 'none'
+    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # busy time per pipeline stage
+
+    def breakdown(self) -> str:
+        """Per-stage busy time, per frame and as a share of the wall time (stages overlap, so shares add past 100 %)."""
+        rows = [f"{'stage':<12} {'busy s':>8} {'ms/frame':>9} {'of wall':>8}"]
+        for name, busy in self.stage_seconds.items():
+            per = busy / self.frames * 1000 if self.frames else 0.0
+            share = busy / self.seconds if self.seconds else 0.0
+            rows.append(f"{name:<12} {busy:>8.2f} {per:>9.1f} {share:>7.0%}")
+        rows.append(f"{'wall':<12} {self.seconds:>8.2f} {self.seconds / max(1, self.frames) * 1000:>9.1f}")
+        return "\n".join(rows)
 
     @property
     def fps(self) -> float:
@@ -133,8 +144,9 @@ def stylize_video(
             if progress is not None:
                 progress(done, max(total, done))
 
+        pipeline = Pipeline(frames(), stages, encode, cancel=cancel)
         try:
-            Pipeline(frames(), stages, encode, cancel=cancel).run()
+            pipeline.run()
             writer.close()
         except BaseException:
             writer.abort()
@@ -147,4 +159,5 @@ def stylize_video(
         height=height,
         scene_cuts=stabilizer.cuts if stabilizer is not None else 0,
         audio=writer.audio_mode,
+        stage_seconds=dict(pipeline.busy),
     )
