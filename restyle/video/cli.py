@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     live.add_argument("--no-stabilize", dest="stabilize", action="store_false", help="no flow-based blending")
     live.add_argument("--device", choices=PROVIDERS, default="auto", help="execution provider (default auto)")
     live.add_argument("--models", help="extra models directory (default: $RESTYLE_MODELS)")
+    live.add_argument("--verbose", action="store_true", help="on exit, print where the time went, stage by stage")
     live.set_defaults(func=run_live)
 
 
@@ -116,4 +117,5 @@ def run_live(args: argparse.Namespace) -> int:
         stabilize=args.stabilize,
         device=args.device,
         models=args.models,
+        verbose=args.verbose,
     )

@@ -14,6 +14,7 @@ import numpy as np
 
 from restyle.errors import UserError
 from restyle.imaging import resize, to_float, to_uint8
+from restyle.video.pipeline import format_breakdown
 
 WINDOW = "restyle live"
 
@@ -77,7 +78,9 @@ def run_live(
     stabilize: bool = True,
     device: str = "auto",
     models: str | None = None,
+    verbose: bool = False,
 ) -> int:
+    """The camera loop: capture, stylize, stabilize, show. ``verbose``: print the time per stage on exit."""
     import cv2
 
     from restyle.runtime import StylizeOptions
@@ -94,6 +97,14 @@ def run_live(
     options = StylizeOptions(max_size=max_size, style_weights=inner)
     stabilizer = Stabilizer() if stabilize else None
     fps, last = 0.0, time.perf_counter()
+    busy = dict.fromkeys(("capture", "stylize", "stabilize", "display"), 0.0)
+    frames, began = 0, time.perf_counter()
+
+    def clock(stage: str, since: float) -> float:
+        now = time.perf_counter()
+        busy[stage] += now - since
+        return now
+
     try:
         try:
             cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
@@ -101,17 +112,21 @@ def run_live(
             raise NoDisplay(_HEADLESS) from None
         shots: ShotNorm | None = None
         while True:
+            t = time.perf_counter()
             ok, bgr = cap.read()
             if not ok:
                 raise NoCamera(f"camera {camera!r} stopped delivering frames")
             rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+            t = clock("capture", t)
             if shots is None or shots.stylizer is not current or shots.options is not options:
                 shots = ShotNorm(current, options)  # a new style: statistics measured again
             image = to_float(rgb)
             out = shots.stylizer_for(rgb, image).stylize(image, options)
+            t = clock("stylize", t)
             if stabilizer is not None:
                 small = resize(rgb, *out.shape[:2])
                 out = stabilizer(small, out)
+            t = clock("stabilize", t)
             view = cv2.cvtColor(to_uint8(out), cv2.COLOR_RGB2BGR)
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1 / max(now - last, 1e-6)
@@ -125,6 +140,8 @@ def run_live(
             except cv2.error:  # a build whose GUI backend reports itself but does not work
                 raise NoDisplay(_HEADLESS) from None
             key = cv2.waitKey(1) & 0xFF
+            clock("display", t)
+            frames += 1
             if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 break
             step = {ord("n"): 1, ord("p"): -1}.get(key, 0)
@@ -143,4 +160,6 @@ def run_live(
     finally:
         cap.release()
         cv2.destroyAllWindows()
+        if verbose and frames:
+            print(format_breakdown(busy, frames, time.perf_counter() - began), file=sys.stderr)
     return 0

@@ -157,3 +157,18 @@ class Pipeline:
             raise self.errors[0]
         if self.stop.is_set():
             raise Cancelled("cancelled")
+
+
+def format_breakdown(stage_seconds: dict[str, float], frames: int, wall: float) -> str:
+    """Busy time per stage, per frame and as a share of the wall time (``--verbose`` of video and live).
+
+    In the threaded pipeline stages overlap, so the shares add past 100 %; the
+    slowest stage bounds the frame rate.
+    """
+    rows = [f"{'stage':<12} {'busy s':>8} {'ms/frame':>9} {'of wall':>8}"]
+    for name, busy in stage_seconds.items():
+        per = busy / frames * 1000 if frames else 0.0
+        share = busy / wall if wall else 0.0
+        rows.append(f"{name:<12} {busy:>8.2f} {per:>9.1f} {share:>7.0%}")
+    rows.append(f"{'wall':<12} {wall:>8.2f} {wall / max(1, frames) * 1000:>9.1f}")
+    return "\n".join(rows)

@@ -25,7 +25,7 @@ from restyle.errors import UserError
 from restyle.imaging import resize, to_float, to_uint8
 from restyle.runtime import StylizeOptions, Stylizer
 from restyle.video.io import Frame, VideoInfo, VideoWriter, even_size, probe, read_frames
-from restyle.video.pipeline import Pipeline
+from restyle.video.pipeline import Pipeline, format_breakdown
 from restyle.video.shots import ShotNorm
 from restyle.video.stabilize import StabilizeConfig, Stabilizer
 
@@ -44,14 +44,8 @@ class VideoResult:
     stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # busy time per pipeline stage
 
     def breakdown(self) -> str:
-        """Per-stage busy time, per frame and as a share of the wall time (stages overlap, so shares add past 100 %)."""
-        rows = [f"{'stage':<12} {'busy s':>8} {'ms/frame':>9} {'of wall':>8}"]
-        for name, busy in self.stage_seconds.items():
-            per = busy / self.frames * 1000 if self.frames else 0.0
-            share = busy / self.seconds if self.seconds else 0.0
-            rows.append(f"{name:<12} {busy:>8.2f} {per:>9.1f} {share:>7.0%}")
-        rows.append(f"{'wall':<12} {self.seconds:>8.2f} {self.seconds / max(1, self.frames) * 1000:>9.1f}")
-        return "\n".join(rows)
+        """Per-stage busy time (``restyle video --verbose``)."""
+        return format_breakdown(self.stage_seconds, self.frames, self.seconds)
 
     @property
     def fps(self) -> float:
