@@ -120,7 +120,7 @@ def full_run_steps(final_pt: Path) -> str:
     if not (summary.is_file() and config.is_file()):
         return final_pt.parent.name
     cfg, done = json.loads(config.read_text()), json.loads(summary.read_text())
-    minutes = done.get("train_seconds", done.get("seconds", 0)) / 60
+    minutes = done.get("train_seconds", 0) / 60
     steps = cfg.get("identity_steps", 0) + cfg["steps"]
     return f"{steps} steps of batch {cfg['batch_size']} at {cfg['image_size']} px, {minutes:.0f} min"
 

@@ -63,7 +63,7 @@ class DisplayEnv(BaseSettings):
         return bool(self.display or self.wayland_display)
 
 
-def child_environment(settings: BaseSettings | None = None, *, drop_restyle: bool = False) -> dict[str, str]:
+def child_environment(settings: Settings | None = None, *, drop_restyle: bool = False) -> dict[str, str]:
     """The environment for a child process (a worker, a server under test), with ``settings`` written in.
 
     ``drop_restyle``: leave out this process's own ``RESTYLE_*`` variables first, so the child sees only
@@ -71,7 +71,7 @@ def child_environment(settings: BaseSettings | None = None, *, drop_restyle: boo
     """
     env = {k: v for k, v in os.environ.items() if not (drop_restyle and k.startswith("RESTYLE_"))}
     if settings is not None:
-        env.update(settings.to_env())  # type: ignore[attr-defined]
+        env.update(settings.to_env())
     return env
 
 

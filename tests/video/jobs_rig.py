@@ -7,7 +7,6 @@ processes (``kill -9``, ``restyle worker``) start real worker processes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from restyle.api.app import create_app
-from restyle.api.settings import Settings
+from restyle.api.settings import Settings, child_environment
 from restyle.jobs.worker import WorkerService
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +86,7 @@ def wait_frames(client: TestClient, job_id: str, frames: int, timeout: float = 1
 
 def worker_process(settings: Settings, log: Path, processes: int = 1) -> subprocess.Popen:
     """A real ``restyle worker`` (its own session, so a test can kill its whole process group); output to ``log``."""
-    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO)}
+    env = {**child_environment(settings), "PYTHONPATH": str(REPO)}
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "restyle", "worker", "--processes", str(processes)],
