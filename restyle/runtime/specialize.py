@@ -68,7 +68,7 @@ def _rewritable(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+def graph_consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     out: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
@@ -76,7 +76,7 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return out
 
 
-def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+def graph_producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {name: node for node in graph.node for name in node.output}
 
 
@@ -98,7 +98,7 @@ def _other(node: onnx.NodeProto, name: str) -> str:
     return b if a == name else a
 
 
-def _prune(graph: onnx.GraphProto) -> None:
+def prune_graph(graph: onnx.GraphProto) -> None:
     """Drop nodes whose outputs nobody reads, and initializers no node reads."""
     needed = {o.name for o in graph.output}
     keep: list[onnx.NodeProto] = []
@@ -121,7 +121,7 @@ def _norm_affine(model: onnx.ModelProto, vec: np.ndarray) -> list[tuple[onnx.Nod
     """
     g = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    producers, consumers = _producers(g), _consumers(g)
+    producers, consumers = graph_producers(g), graph_consumers(g)
     vec = np.asarray(vec, np.float64).reshape(-1)
     found = []
     for node in g.node:
@@ -164,7 +164,7 @@ def fold_style(model: onnx.ModelProto, vec: Sequence[float] | np.ndarray) -> onn
         )
         node.input[1], node.input[2] = s, b
         node.output[0] = affine_out  # readers of the Add now read the norm; Mul/Add/MatMuls become dead
-    _prune(g)
+    prune_graph(g)
     onnx.checker.check_model(out)
     return out
 
@@ -184,7 +184,7 @@ def freeze_norms(
     out = _rewritable(model)
     g = out.graph
     inits = {i.name: i for i in g.initializer}
-    producers, consumers = _producers(g), _consumers(g)
+    producers, consumers = graph_producers(g), graph_consumers(g)
     for i, (node, gamma, beta, affine_out) in enumerate(_norm_affine(out, vec)):
         mean = np.asarray(stats[f"restyle_in_mean_{i}"], np.float64).reshape(-1)
         rstd = np.asarray(stats[f"restyle_in_rstd_{i}"], np.float64).reshape(-1)
@@ -221,6 +221,6 @@ def freeze_norms(
             g.node.insert(position, add)
             g.node.insert(position, mul)
             node.output[0] = f"restyle_frozen_dead_{i}"
-    _prune(g)
+    prune_graph(g)
     onnx.checker.check_model(out)
     return out

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 AUTO_TILE_PIXELS = 2048 * 2048
 THUMBNAIL_SIDE = 1024  # long side of the thumbnail whose instance-norm statistics tiles share
 BAND_ROWS = 512  # post-processing works in row bands to bound temporaries on huge photos
+SUBPIXEL_TAG = b"\0restyle.subpixel.v1"  # in the optimised-graph cache key of rewritten graphs
 
 
 class Stylizer:
@@ -70,10 +71,10 @@ class Stylizer:
         self.requested_provider = provider
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._chain = provider_list(provider, meta.precision, meta.num_styles, self.cache_dir)
-        self._session = self._load_optimized()
         self._lock = threading.Lock()
         self._tiling: tuple[ort.InferenceSession, ort.InferenceSession, list[str]] | None = None
         self._canonical: onnx.ModelProto | None = None  # see _canonical_model
+        self._session = self._load_optimized()
 
     # -- sessions ---------------------------------------------------------
     def _create_session(
@@ -118,24 +119,56 @@ class Stylizer:
         from restyle.runtime.optimized_cache import cached_model_path
 
         model = self.path.read_bytes()
-        cached = cached_model_path(model, self._chain[0][0], self.cache_dir)
-        if cached is None:
-            return self._create_session(model)
-        if cached.is_file():
+        rewrite = self._rewrites_graphs()
+        # the key names the rewrite too, so a cache written before it (or by a GPU session) is never taken for it
+        cached = cached_model_path(model + (SUBPIXEL_TAG if rewrite else b""), self._chain[0][0], self.cache_dir)
+        if cached is not None and cached.is_file():
             try:
                 return self._create_session(str(cached), optimize=False)
             except UserError:
                 cached.unlink(missing_ok=True)  # stale or damaged: rebuild it below
+        graph = self._rewritten(self._canonical_model()).SerializeToString() if rewrite else model
+        if cached is None:
+            return self._create_session(graph)
         try:
-            return self._create_session(model, save_to=cached)
+            return self._create_session(graph, save_to=cached)
         except UserError:  # ORT could not write the cache file (disk full, quota): run without caching
             with contextlib.suppress(OSError):
                 cached.with_name(f".{cached.name}.{os.getpid()}.tmp").unlink(missing_ok=True)
-            return self._create_session(model)
+            return self._create_session(graph)
+
+    def _rewrites_graphs(self) -> bool:
+        """Whether this stylizer runs its graphs with the resize-convolutions as sub-pixel convolutions.
+
+        On ONNX Runtime's CPU provider and fp32 models only: that is where the
+        rewrite was measured (``python -m bench graph_variants``); GPU kernels
+        and reduced-precision graphs keep the exported form.
+        """
+        return self._chain[0][0] == "CPUExecutionProvider" and self.info.metadata.precision == "fp32"
+
+    def _rewritten(self, canonical_graph: onnx.ModelProto) -> onnx.ModelProto:
+        """A copy of a canonical graph with ``restyle.runtime.subpixel``'s rewrite where this stylizer uses it."""
+        import onnx
+
+        from restyle.runtime.subpixel import subpixel_upsampling
+
+        out = onnx.ModelProto()
+        out.CopyFrom(canonical_graph)
+        if self._rewrites_graphs():
+            subpixel_upsampling(out)
+        return out
 
     @property
     def providers(self) -> list[str]:
         return self._session.get_providers()
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The ONNX Runtime session this stylizer runs: the optimised graph, rewritten where it uses rewrites.
+
+        For benchmarks that time the network itself, as every front end runs it.
+        """
+        return self._session
 
     def _tiling_sessions(self) -> tuple[ort.InferenceSession, ort.InferenceSession, list[str]]:
         """Stats and apply graphs for thumbnail instance norm, built on first use."""
@@ -144,10 +177,14 @@ class Stylizer:
                 import onnx
 
                 from restyle.runtime import thumbnail_norm
+                from restyle.runtime.specialize import canonical
 
                 proto = onnx.load(str(self.path))
                 stats = self._create_session(thumbnail_norm.stats_model(proto).SerializeToString())
-                apply = self._create_session(thumbnail_norm.apply_model(proto).SerializeToString())
+                apply_graph = thumbnail_norm.apply_model(proto)
+                if self._rewrites_graphs():
+                    apply_graph = self._rewritten(canonical(apply_graph))
+                apply = self._create_session(apply_graph.SerializeToString())
                 self._tiling = (stats, apply, thumbnail_norm.stat_names(proto))
             return self._tiling
 
@@ -238,7 +275,7 @@ class Stylizer:
         scale = options.scale_for(h, w)
         network_input = resize(photo, max(1, round(h / scale)), max(1, round(w / scale)))
         stats = self.thumbnail_stats(network_input, vec)
-        proto = freeze_norms(self._canonical_model(), vec, stats)
+        proto = self._rewritten(freeze_norms(self._canonical_model(), vec, stats))
         twin = copy.copy(self)
         twin._session = self._create_session(proto.SerializeToString())
         return twin
