@@ -78,6 +78,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     new.add_argument(
         "--stop-when-flat", type=int, metavar="STEPS", help="stop once the style loss improves < 2%% over STEPS steps"
     )
+    new.add_argument(
+        "--output-lr", type=float, help="learning rate of the output layer, trained with the norms (0: norms only)"
+    )
+    new.add_argument(
+        "--start-from",
+        choices=["nearest", "mean"],
+        help="start from the nearest base style (lowest style + palette loss) or from their mean",
+    )
     p.set_defaults(func=run)
 
 
@@ -98,6 +106,8 @@ ADD_STYLE_DEFAULTS = {
     "checkpoint_every": 50,
     "sample_every": 50,
     "palette_weight": 1.0,
+    "output_lr": 1e-3,
+    "start_from": "nearest",
 }
 
 

@@ -125,17 +125,18 @@ class Trainer:
         self.vgg = VGGFeatures(layers, weights=cfg.vgg_weights).to(self.device)
         # --init and --base only matter for a fresh start: a resumed run restores every weight from its
         # checkpoint, so it must not need those files any more (they may live on another machine by then)
+        base: tuple[StyleNet, list[str]] | None = None
         if cfg.base is not None and resume is None:
             from restyle.train.add_style import load_base, new_style_network
 
             base = load_base(cfg.base)
-            if base.arch != cfg.arch:
-                raise UserError(f"base {cfg.base} is a {base.arch} network; this run was configured for {cfg.arch}")
-            self.net: StyleNet = new_style_network(base)
+            if base[0].arch != cfg.arch:
+                raise UserError(f"base {cfg.base} is a {base[0].arch} network; this run was configured for {cfg.arch}")
+            self.net: StyleNet = new_style_network(base[0], train_output=cfg.output_lr > 0)
         elif cfg.base is not None:
-            from restyle.train.add_style import freeze_all_but_norms
+            from restyle.train.add_style import freeze_for_new_style
 
-            self.net = freeze_all_but_norms(build_network(cfg.arch, 1))
+            self.net = freeze_for_new_style(build_network(cfg.arch, 1), train_output=cfg.output_lr > 0)
         else:
             self.net = build_network(cfg.arch, len(cfg.style_images))
         if cfg.init is not None and resume is None:
@@ -149,8 +150,7 @@ class Trainer:
         if self.device.type == "cuda" and cfg.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        # a new style on a base trains only its norm parameters (the rest is frozen, requires_grad False)
-        self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=cfg.lr)
+        self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=cfg.lr)
         self.model = (
             DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if self.dist.enabled
@@ -160,6 +160,9 @@ class Trainer:
         self.style_grams = self._style_targets()
         self.palette_dirs, self.palettes = self._palette_targets()
         self.layer_weights = cfg.layer_weights()
+        self.started_from = "mean of the base's styles" if cfg.base is not None else None
+        if base is not None and cfg.start_from == "nearest":
+            self._start_from_nearest(*base)
         self.step = 0
         self.elapsed = 0.0
         self.bad_indices: set[int] = set()
@@ -250,6 +253,7 @@ class Trainer:
         self.bad_indices = set(state.get("bad_indices", []))
         self.last_losses = state.get("losses", {})
         self.style_log = list(state.get("style_log", []))
+        self.started_from = state.get("started_from", self.started_from)
         set_rng_state(state["rng"])
 
     # -- one step ------------------------------------------------------------------------------------------------
@@ -266,6 +270,47 @@ class Trainer:
             return torch.zeros(n, dtype=torch.long)
         g = torch.Generator().manual_seed((self.cfg.seed * 7919 + step) * 131 + self.dist.rank)
         return torch.randperm(styles, generator=g)[torch.arange(n) % styles]
+
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """What the optimiser trains: everything, or for a new style on a base only its norms (at ``lr``) and, with
+        ``output_lr``, the output layer (at ``output_lr``, following the same schedule through ``lr_scale``)."""
+        if self.cfg.base is None:
+            return [{"params": list(self.net.parameters()), "lr_scale": 1.0}]
+        from restyle.train.add_style import is_norm_parameter
+
+        trained = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for n, p in trained if is_norm_parameter(n)], "lr_scale": 1.0}]
+        output = [p for n, p in trained if not is_norm_parameter(n)]
+        if output:
+            groups.append({"params": output, "lr_scale": self.cfg.output_lr / self.cfg.lr})
+        return groups
+
+    @torch.no_grad()
+    def _start_from_nearest(self, base: StyleNet, names: list[str], photos: int = 8) -> None:
+        """Start the new style from the base style (or their mean) with the lowest style + palette loss.
+
+        Scored on a fixed batch of training photos (the same every run), with
+        the run's own losses: about one forward pass per base style.
+        """
+        from restyle.train.add_style import start_state
+
+        cfg = self.cfg
+        seed = cfg.seed + 777
+        picks = torch.linspace(0, len(self.dataset) - 1, min(photos, len(self.dataset))).long().tolist()
+        x = torch.stack([self.dataset[(j, seed)][0] for j in picks]).to(self.device)
+        zeros = torch.zeros(x.shape[0], dtype=torch.long)
+        best: tuple[float, int | None] | None = None
+        for start in [None, *range(base.num_styles)]:
+            self.net.load_state_dict(start_state(base, start))
+            terms = self.losses(x, zeros)
+            score = cfg.style_weight * float(terms.style) + cfg.palette_weight * float(terms.palette or 0.0)
+            if best is None or score < best[0]:
+                best = (score, start)
+        assert best is not None
+        self.net.load_state_dict(start_state(base, best[1]))
+        self.started_from = "mean of the base's styles" if best[1] is None else f"base style '{names[best[1]]}'"
+        if self.dist.is_main:
+            print(f"new style starts from the {self.started_from} (nearest of {base.num_styles + 1})", flush=True)
 
     def losses(self, x: Tensor, styles: Tensor) -> LossTerms:
         cfg = self.cfg
@@ -333,7 +378,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr_at(self.step)
+            group["lr"] = self.cfg.lr_at(self.step) * group.get("lr_scale", 1.0)
         terms = self.losses(x, self.style_indices(self.step, x.shape[0]))
         self.scaler.scale(terms.total).backward()
         self.scaler.step(self.optimizer)
@@ -351,6 +396,7 @@ class Trainer:
             "bad_indices": sorted(self.bad_indices),
             "losses": self.last_losses,
             "style_log": self.style_log,
+            "started_from": self.started_from,
             "rng": rng_state(),
             "config": self.cfg.model_dump(mode="json"),
         }
@@ -406,6 +452,7 @@ class Trainer:
             "style_images": [{"name": p.stem, "file": p.name, "sha256": sha256(p)} for p in cfg.style_images],
             "steps": self.step,
             "stopped_early": self.stopped_early,
+            "started_from": self.started_from,
             "final_losses": self.last_losses,
             "train_seconds": round(self.elapsed, 1),
             "hardware": describe_device(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),

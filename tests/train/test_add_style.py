@@ -1,4 +1,4 @@
-"""A new style on a trained multi-style base: only its norm parameters train, and it ships as its own model."""
+"""A new style on a trained multi-style base: its norms (and output layer) train, and it ships as its own model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from restyle.cli import main
 from restyle.models.serialization import load_model, read_model_record, save_model
 from restyle.models.transformer import build_network
-from restyle.train.add_style import flattened, is_norm_parameter, load_base, new_style_network
+from restyle.train.add_style import flattened, is_norm_parameter, load_base, new_style_network, start_state
 
 SMALL = ["--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log-every", "1"]
 
@@ -50,10 +50,22 @@ def test_new_style_network_trains_only_norms_starting_from_their_mean(base_pt: P
         assert torch.allclose(value, expected), name
 
 
+def test_new_style_network_with_its_output_layer_starting_from_one_base_style(base_pt: Path) -> None:
+    base, _ = load_model(base_pt)
+    net = new_style_network(base, start=2, train_output=True)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert {n for n in trainable if ".norm." not in n} == {"out.unit.conv.weight", "out.unit.conv.bias"}
+    base_state = base.state_dict()
+    for name, value in net.state_dict().items():
+        expected = base_state[name][2:3] if ".norm." in name else base_state[name]
+        assert torch.equal(value, expected), name
+    assert torch.equal(start_state(base, None)["down.0.norm.weight"], base_state["down.0.norm.weight"].mean(0, True))
+
+
 def test_a_base_is_rebuilt_exactly_from_its_onnx_file(base_pt: Path, base_onnx: Path) -> None:
     original, _ = load_model(base_pt)
-    rebuilt = load_base(base_onnx)
-    assert rebuilt.num_styles == 3
+    rebuilt, names = load_base(base_onnx)
+    assert rebuilt.num_styles == 3 and names == ["a", "b", "c"]
     for name, value in original.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[name], value), name
 
@@ -71,12 +83,13 @@ def test_flattened_needs_two_windows_and_a_stall() -> None:
 
 
 @pytest.mark.slow
-def test_add_style_cli_trains_the_norms_only_and_exports_a_single_style_model(
+def test_add_style_cli_with_norms_only_trains_the_norms_and_exports_a_single_style_model(
     capsys, base_onnx: Path, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
     code = main(["train", "--add-style", str(style_image), "--base", str(base_onnx), "--name", "my-stripes",
-                 "--data", str(photo_dir), "--out", str(out), "--steps", "3", *SMALL])  # fmt: skip
+                 "--data", str(photo_dir), "--out", str(out), "--steps", "3", "--output-lr", "0",
+                 "--start-from", "mean", *SMALL])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     record = read_model_record(out / "final.pt")
@@ -97,6 +110,50 @@ def test_add_style_cli_trains_the_norms_only_and_exports_a_single_style_model(
 
 
 @pytest.mark.slow
+def test_add_style_defaults_start_from_the_nearest_base_style_and_train_the_output_layer(
+    capsys, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    """The defaults: the start is the base style with the lowest style + palette loss; norms and output layer move."""
+    from restyle.train.config import TrainConfig
+    from restyle.train.loop import Trainer
+
+    out = tmp_path / "run"
+    code = main(["train", "--add-style", str(style_image), "--base", str(base_pt), "--data", str(photo_dir),
+                 "--out", str(out), "--steps", "2", *SMALL])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    meta = read_model_record(out / "final.pt")["metadata"]
+    trained, _ = load_model(out / "final.pt")
+    base, _ = load_model(base_pt)
+    # the start it reports is the one with the lowest loss among the base's styles and their mean
+    cfg = TrainConfig(**{**meta["settings"], "out": tmp_path / "probe"})
+    probe = Trainer(cfg)
+    scores = {}
+    for label, start in (("mean of the base's styles", None), *((f"base style '{n}'", i) for i, n in enumerate("abc"))):
+        probe.net.load_state_dict(start_state(base, start))
+        with torch.no_grad():
+            picks = torch.linspace(0, len(probe.dataset) - 1, min(8, len(probe.dataset))).long().tolist()
+            x = torch.stack([probe.dataset[(j, cfg.seed + 777)][0] for j in picks])
+            t = probe.losses(x, torch.zeros(len(picks), dtype=torch.long))
+        scores[label] = cfg.style_weight * float(t.style) + cfg.palette_weight * float(t.palette)
+    assert meta["started_from"] == min(scores, key=scores.get)
+    # the same base with its styles in another order: the same style is picked, by name, not by position
+    order = [2, 0, 1] if meta["started_from"] == "base style 'a'" else [1, 2, 0]
+    shuffled = build_network("fast", 3)
+    shuffled.load_state_dict({n: v[order] if ".norm." in n else v for n, v in base.state_dict().items()})
+    shuffled_pt = save_model(shuffled, tmp_path / "shuffled" / "final.pt", [["a", "b", "c"][i] for i in order], {})
+    code = main(["train", "--add-style", str(style_image), "--base", str(shuffled_pt), "--data", str(photo_dir),
+                 "--out", str(tmp_path / "again"), "--steps", "1", *SMALL])  # fmt: skip
+    assert code == 0
+    assert read_model_record(tmp_path / "again" / "final.pt")["metadata"]["started_from"] == meta["started_from"]
+    assert f"starts from the {meta['started_from']}" in captured.out
+    assert meta["started_from"] in (out / f"{meta['style_images'][0]['name']}.md").read_text()
+    moved = {n for n, v in trained.state_dict().items() if not n.endswith(".norm.weight") and not n.endswith(".norm.bias")
+             and not torch.equal(v, base.state_dict()[n])}  # fmt: skip
+    assert moved == {"out.unit.conv.weight", "out.unit.conv.bias"}  # the output layer trained, no other convolution
+
+
+@pytest.mark.slow
 def test_add_style_stops_once_the_style_loss_is_flat(
     capsys, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
 ) -> None:
@@ -114,6 +171,7 @@ def test_add_style_stops_once_the_style_loss_is_flat(
         (["--base", "x.onnx"], "--base and --name go with --add-style"),
         (["--add-style", "s.png", "--style-image", "s.png"], "drop --style-image"),
         (["--add-style", "s.png", "--name", "Bad Name"], "lowercase"),
+        (["--style-image", "s.png", "--output-lr", "0.01"], "only apply when adding a style"),
     ],
 )
 def test_add_style_argument_errors_are_one_line(capsys, extra: list[str], message: str, tmp_path: Path) -> None:
