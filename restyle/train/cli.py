@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     new.add_argument(
         "--start-from",
         choices=["nearest", "mean"],
-        help="start from the nearest base style (lowest style + palette loss) or from their mean",
+        help="start from the mean of the base's styles (default) or the nearest one (lowest style + palette loss)",
     )
     p.set_defaults(func=run)
 
@@ -107,7 +107,7 @@ ADD_STYLE_DEFAULTS = {
     "sample_every": 50,
     "palette_weight": 1.0,
     "output_lr": 1e-3,
-    "start_from": "nearest",
+    "start_from": "mean",
 }
 
 

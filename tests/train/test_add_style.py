@@ -110,16 +110,17 @@ def test_add_style_cli_with_norms_only_trains_the_norms_and_exports_a_single_sty
 
 
 @pytest.mark.slow
-def test_add_style_defaults_start_from_the_nearest_base_style_and_train_the_output_layer(
+def test_add_style_from_the_nearest_base_style_trains_the_output_layer_by_default(
     capsys, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
 ) -> None:
-    """The defaults: the start is the base style with the lowest style + palette loss; norms and output layer move."""
+    """--start-from nearest starts from the base style with the lowest style + palette loss; by default the
+    output layer trains with the norms, and no other convolution moves."""
     from restyle.train.config import TrainConfig
     from restyle.train.loop import Trainer
 
     out = tmp_path / "run"
     code = main(["train", "--add-style", str(style_image), "--base", str(base_pt), "--data", str(photo_dir),
-                 "--out", str(out), "--steps", "2", *SMALL])  # fmt: skip
+                 "--out", str(out), "--steps", "2", "--start-from", "nearest", *SMALL])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     meta = read_model_record(out / "final.pt")["metadata"]
@@ -143,7 +144,7 @@ def test_add_style_defaults_start_from_the_nearest_base_style_and_train_the_outp
     shuffled.load_state_dict({n: v[order] if ".norm." in n else v for n, v in base.state_dict().items()})
     shuffled_pt = save_model(shuffled, tmp_path / "shuffled" / "final.pt", [["a", "b", "c"][i] for i in order], {})
     code = main(["train", "--add-style", str(style_image), "--base", str(shuffled_pt), "--data", str(photo_dir),
-                 "--out", str(tmp_path / "again"), "--steps", "1", *SMALL])  # fmt: skip
+                 "--out", str(tmp_path / "again"), "--steps", "1", "--start-from", "nearest", *SMALL])  # fmt: skip
     assert code == 0
     assert read_model_record(tmp_path / "again" / "final.pt")["metadata"]["started_from"] == meta["started_from"]
     assert f"starts from the {meta['started_from']}" in captured.out
@@ -163,6 +164,7 @@ def test_add_style_stops_once_the_style_loss_is_flat(
     assert code == 0, capsys.readouterr().err
     meta = read_model_record(out / "final.pt")["metadata"]
     assert meta["stopped_early"] and meta["steps"] < 60
+    assert meta["started_from"] == "mean of the base's styles"  # the default start
 
 
 @pytest.mark.parametrize(
