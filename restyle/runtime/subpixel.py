@@ -216,6 +216,17 @@ def _rewrite_chain(
         g.node.insert(position, node)
 
 
+def _rewired(node: onnx.NodeProto, name: str, first_input: str, output: str) -> onnx.NodeProto:
+    """A copy of ``node`` (same op, attributes and other inputs) reading ``first_input`` and writing ``output``."""
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.name = name
+    copy.input[0] = first_input
+    del copy.output[:]
+    copy.output.append(output)
+    return copy
+
+
 def _exact_borders(nodes, const, activated, p, x, interleaved, final, resize, pad, conv) -> None:
     """Replace the outermost rows and columns of ``interleaved`` by the original chain run on 2-pixel strips of ``x``."""
     starts = {
@@ -232,19 +243,9 @@ def _exact_borders(nodes, const, activated, p, x, interleaved, final, resize, pa
         axes = const(f"axis_{axis}_{which}", np.array([axis], np.int64))
         stop = two if which == "first" else end
         nodes.append(helper.make_node("Slice", [x, starts[which], stop, axes], [f"{name}_in"], name=f"{name}_slice"))
-        up = onnx.NodeProto()
-        up.CopyFrom(resize)
-        up.name = f"{name}_resize"
-        up.input[0] = f"{name}_in"
-        up.output[0] = f"{name}_up"
-        nodes.append(up)
+        nodes.append(_rewired(resize, f"{name}_resize", f"{name}_in", f"{name}_up"))
         nodes.append(helper.make_node("Pad", [f"{name}_up", *pad.input[1:]], [f"{name}_pad"], mode="reflect"))
-        again = onnx.NodeProto()
-        again.CopyFrom(conv)
-        again.name = f"{name}_conv"
-        again.input[0] = f"{name}_pad"
-        again.output[0] = f"{name}_conv"
-        nodes.append(again)
+        nodes.append(_rewired(conv, f"{name}_conv", f"{name}_pad", f"{name}_conv"))
         result = activated(f"{name}_conv", nodes)
         keep = (zero, one) if which == "first" else (minus_one, end)
         nodes.append(helper.make_node("Slice", [result, *keep, axes], [f"{name}_line"], name=f"{name}_line"))

@@ -1,4 +1,4 @@
-"""A new style on top of a trained multi-style network, by training its normalisation parameters (and output layer).
+"""A new style on top of a trained multi-style network, by training its normalisation parameters (and decoder).
 
 In a conditional instance-norm network a style *is* its per-layer gamma/beta
 vectors (Dumoulin et al. 2017); the convolutions are shared by every style.
@@ -11,7 +11,7 @@ Two measured refinements (``python -m bench new_style --full-run``, a style
 image the base never saw, against a whole network trained on it for 130
 minutes; the table is in ``docs/quality.md``):
 
-* **the output convolution trains too** (``output_lr``; 651 more parameters
+* **the output convolution trains too** (``decoder_lr``; 651 more parameters
   in ``fast``). The norms alone reached 1.18x the full run's style distance
   and 1.22x its palette distance after 10 minutes: the shared last layer maps
   features to RGB for the base's six paintings, and gamma/beta cannot move a
@@ -100,20 +100,20 @@ def load_base(spec: str | Path) -> tuple[StyleNet, list[str]]:
     return net, names
 
 
-OUTPUT_LAYER = "out."  # parameter-name prefix of the last convolution (features -> RGB) in both architectures
+DECODER_LAYERS = ("up.", "out.")  # parameter-name prefixes of the upsampling and output convolutions (both archs)
 
 
-def is_new_style_parameter(name: str, train_output: bool) -> bool:
-    """What trains when a style is added: the norms, and the output layer when ``train_output``."""
-    return is_norm_parameter(name) or (train_output and name.startswith(OUTPUT_LAYER))
+def is_new_style_parameter(name: str, train_decoder: bool) -> bool:
+    """What trains when a style is added: the norms, and the decoder's convolutions when ``train_decoder``."""
+    return is_norm_parameter(name) or (train_decoder and name.startswith(DECODER_LAYERS))
 
 
-def new_style_network(base: StyleNet, start: int | None = None, train_output: bool = False) -> StyleNet:
+def new_style_network(base: StyleNet, start: int | None = None, train_decoder: bool = False) -> StyleNet:
     """A one-style network with the base's convolutions and, as the new style's start, gamma/beta of base style
     ``start`` (None: the mean of the base's styles). Only :func:`is_new_style_parameter` parameters train."""
     net = build_network(base.arch, 1)
     net.load_state_dict(start_state(base, start))
-    return freeze_for_new_style(net, train_output)
+    return freeze_for_new_style(net, train_decoder)
 
 
 def start_state(base: StyleNet, start: int | None) -> dict[str, torch.Tensor]:
@@ -126,10 +126,10 @@ def start_state(base: StyleNet, start: int | None) -> dict[str, torch.Tensor]:
     return state
 
 
-def freeze_for_new_style(net: StyleNet, train_output: bool = False) -> StyleNet:
-    """Only the norm parameters (and the output layer when ``train_output``) train; the rest keeps the base's."""
+def freeze_for_new_style(net: StyleNet, train_decoder: bool = False) -> StyleNet:
+    """Only the norm parameters (and the decoder when ``train_decoder``) train; the rest keeps the base's."""
     for name, p in net.named_parameters():
-        p.requires_grad_(is_new_style_parameter(name, train_output))
+        p.requires_grad_(is_new_style_parameter(name, train_decoder))
     return net
 
 
@@ -166,7 +166,7 @@ def export_new_style(final: Path, exporter: str = "dynamo") -> Path:
     card = f"""# {name}
 
 A new style added to the multi-style base `{s["base"]}` by training only its normalisation parameters{
-        " and its output layer" if s.get("output_lr") else ""
+        " and its decoder (upsampling and output convolutions)" if s.get("decoder_lr") else ""
     } (the base's other convolutions are frozen; see `restyle.train.add_style`). Single-style model: `{out.name}`.
 
 | | |
@@ -179,7 +179,7 @@ A new style added to the multi-style base `{s["base"]}` by training only its nor
 | losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {s["style_weight"]:g} over \
 {", ".join(s["style_layers"])}, TV {s["tv_weight"]:g}; final style {losses.get("style", 0):.4g}, \
 content {losses.get("content", 0):.4g} |
-| learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; output layer {s['output_lr']:g}" if s.get("output_lr") else ""} |
+| learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; decoder {s['decoder_lr']:g}" if s.get("decoder_lr") else ""} |
 | hardware | {meta["hardware"]} |
 | training time | {meta["train_seconds"]:.0f} s |
 """

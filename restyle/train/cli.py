@@ -79,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stop-when-flat", type=int, metavar="STEPS", help="stop once the style loss improves < 2%% over STEPS steps"
     )
     new.add_argument(
-        "--output-lr", type=float, help="learning rate of the output layer, trained with the norms (0: norms only)"
+        "--decoder-lr",
+        type=float,
+        help="learning rate of the decoder (upsampling and output convolutions), trained with the norms (0: norms only)",
     )
     new.add_argument(
         "--start-from",
@@ -106,7 +108,7 @@ ADD_STYLE_DEFAULTS = {
     "checkpoint_every": 50,
     "sample_every": 50,
     "palette_weight": 1.0,
-    "output_lr": 1e-3,
+    "decoder_lr": 1e-3,
     "start_from": "mean",
 }
 

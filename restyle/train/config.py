@@ -50,8 +50,9 @@ class TrainConfig(BaseModel):
     # only the new style's normalisation parameters train (see restyle.train.add_style)
     base: str | None = None
     style_name: str | None = None  # the new style's name (default: the style image's file name)
-    # adding a style: learning rate of the output convolution, trained with the norms (0: the norms alone)
-    output_lr: float = Field(0.0, ge=0)
+    # adding a style: learning rate of the decoder (upsampling and output convolutions), trained with the norms
+    # (0: the norms alone)
+    decoder_lr: float = Field(0.0, ge=0)
     # adding a style: start from the mean of the base's styles, or from the nearest one (lowest style + palette loss)
     start_from: Literal["mean", "nearest"] = "mean"
     stop_when_flat: int = Field(0, ge=0)  # stop once the style loss of this many steps improves < 2% (0: never)
@@ -124,8 +125,8 @@ class TrainConfig(BaseModel):
                 raise ValueError("--init and a base cannot be combined")
         elif self.style_name is not None:
             raise ValueError("a style name is only given when adding a style to a base")
-        elif self.output_lr > 0 or self.start_from != "mean":
-            raise ValueError("an output-layer rate and a start style only apply when adding a style to a base")
+        elif self.decoder_lr > 0 or self.start_from != "mean":
+            raise ValueError("a decoder rate and a start style only apply when adding a style to a base")
         if self.style_name is not None:
             from restyle.runtime.registry import valid_name
 

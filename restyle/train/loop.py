@@ -132,11 +132,11 @@ class Trainer:
             base = load_base(cfg.base)
             if base[0].arch != cfg.arch:
                 raise UserError(f"base {cfg.base} is a {base[0].arch} network; this run was configured for {cfg.arch}")
-            self.net: StyleNet = new_style_network(base[0], train_output=cfg.output_lr > 0)
+            self.net: StyleNet = new_style_network(base[0], train_decoder=cfg.decoder_lr > 0)
         elif cfg.base is not None:
             from restyle.train.add_style import freeze_for_new_style
 
-            self.net = freeze_for_new_style(build_network(cfg.arch, 1), train_output=cfg.output_lr > 0)
+            self.net = freeze_for_new_style(build_network(cfg.arch, 1), train_decoder=cfg.decoder_lr > 0)
         else:
             self.net = build_network(cfg.arch, len(cfg.style_images))
         if cfg.init is not None and resume is None:
@@ -273,7 +273,7 @@ class Trainer:
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """What the optimiser trains: everything, or for a new style on a base only its norms (at ``lr``) and, with
-        ``output_lr``, the output layer (at ``output_lr``, following the same schedule through ``lr_scale``)."""
+        ``decoder_lr``, the decoder's convolutions (at ``decoder_lr``, on the same schedule through ``lr_scale``)."""
         if self.cfg.base is None:
             return [{"params": list(self.net.parameters()), "lr_scale": 1.0}]
         from restyle.train.add_style import is_norm_parameter
@@ -282,7 +282,7 @@ class Trainer:
         groups = [{"params": [p for n, p in trained if is_norm_parameter(n)], "lr_scale": 1.0}]
         output = [p for n, p in trained if not is_norm_parameter(n)]
         if output:
-            groups.append({"params": output, "lr_scale": self.cfg.output_lr / self.cfg.lr})
+            groups.append({"params": output, "lr_scale": self.cfg.decoder_lr / self.cfg.lr})
         return groups
 
     @torch.no_grad()

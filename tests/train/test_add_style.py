@@ -1,4 +1,4 @@
-"""A new style on a trained multi-style base: its norms (and output layer) train, and it ships as its own model."""
+"""A new style on a trained multi-style base: its norms (and decoder) train, and it ships as its own model."""
 
 from __future__ import annotations
 
@@ -50,11 +50,12 @@ def test_new_style_network_trains_only_norms_starting_from_their_mean(base_pt: P
         assert torch.allclose(value, expected), name
 
 
-def test_new_style_network_with_its_output_layer_starting_from_one_base_style(base_pt: Path) -> None:
+def test_new_style_network_with_its_decoder_starting_from_one_base_style(base_pt: Path) -> None:
     base, _ = load_model(base_pt)
-    net = new_style_network(base, start=2, train_output=True)
+    net = new_style_network(base, start=2, train_decoder=True)
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
-    assert {n for n in trainable if ".norm." not in n} == {"out.unit.conv.weight", "out.unit.conv.bias"}
+    decoder = {"up.0.unit.conv.weight", "up.0.unit.conv.bias", "out.unit.conv.weight", "out.unit.conv.bias"}
+    assert {n for n in trainable if ".norm." not in n} == decoder
     base_state = base.state_dict()
     for name, value in net.state_dict().items():
         expected = base_state[name][2:3] if ".norm." in name else base_state[name]
@@ -88,7 +89,7 @@ def test_add_style_cli_with_norms_only_trains_the_norms_and_exports_a_single_sty
 ) -> None:
     out = tmp_path / "run"
     code = main(["train", "--add-style", str(style_image), "--base", str(base_onnx), "--name", "my-stripes",
-                 "--data", str(photo_dir), "--out", str(out), "--steps", "3", "--output-lr", "0",
+                 "--data", str(photo_dir), "--out", str(out), "--steps", "3", "--decoder-lr", "0",
                  "--start-from", "mean", *SMALL])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -110,11 +111,11 @@ def test_add_style_cli_with_norms_only_trains_the_norms_and_exports_a_single_sty
 
 
 @pytest.mark.slow
-def test_add_style_from_the_nearest_base_style_trains_the_output_layer_by_default(
+def test_add_style_from_the_nearest_base_style_trains_the_decoder_by_default(
     capsys, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
 ) -> None:
     """--start-from nearest starts from the base style with the lowest style + palette loss; by default the
-    output layer trains with the norms, and no other convolution moves."""
+    decoder (upsampling and output convolutions) trains with the norms, and no other convolution moves."""
     from restyle.train.config import TrainConfig
     from restyle.train.loop import Trainer
 
@@ -151,7 +152,7 @@ def test_add_style_from_the_nearest_base_style_trains_the_output_layer_by_defaul
     assert meta["started_from"] in (out / f"{meta['style_images'][0]['name']}.md").read_text()
     moved = {n for n, v in trained.state_dict().items() if not n.endswith(".norm.weight") and not n.endswith(".norm.bias")
              and not torch.equal(v, base.state_dict()[n])}  # fmt: skip
-    assert moved == {"out.unit.conv.weight", "out.unit.conv.bias"}  # the output layer trained, no other convolution
+    assert moved == {"up.0.unit.conv.weight", "up.0.unit.conv.bias", "out.unit.conv.weight", "out.unit.conv.bias"}
 
 
 @pytest.mark.slow
@@ -173,7 +174,7 @@ def test_add_style_stops_once_the_style_loss_is_flat(
         (["--base", "x.onnx"], "--base and --name go with --add-style"),
         (["--add-style", "s.png", "--style-image", "s.png"], "drop --style-image"),
         (["--add-style", "s.png", "--name", "Bad Name"], "lowercase"),
-        (["--style-image", "s.png", "--output-lr", "0.01"], "only apply when adding a style"),
+        (["--style-image", "s.png", "--decoder-lr", "0.01"], "only apply when adding a style"),
     ],
 )
 def test_add_style_argument_errors_are_one_line(capsys, extra: list[str], message: str, tmp_path: Path) -> None:
