@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([label, f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", "; ".join(verdicts)])
     note = (
         f"`python -m bench new_style`: `restyle train --add-style` defaults on base `{args.base}` "
-        f"(batch {cfg.batch_size} at {cfg.image_size} px, lr {cfg.lr:g}, palette weight {cfg.palette_weight:g}), "
+        f"(batch {cfg.batch_size} at {cfg.image_size} px, norms at lr {cfg.lr:g}, decoder at {cfg.decoder_lr:g}, "
+        f"palette weight {cfg.palette_weight:g}, start: the {cfg.start_from} base style), "
         f"style image `{style_path.name}`, scored on {len(photos)} Kodak photo(s) at 512 px; minutes are the "
         f"training clock on this machine's CPU. Lower is better; 'beats peer' compares the mean with the peer's, "
         f"'vs full run' with a whole network trained on the same style image at the bundled recipe's budget. "
