@@ -173,9 +173,12 @@ def export_new_style(final: Path, exporter: str = "dynamo") -> Path:
     losses = meta.get("final_losses", {})
     card = f"""# {name}
 
-A new style added to the multi-style base `{s["base"]}` by training only its normalisation parameters{
-        " and its decoder (upsampling and output convolutions)" if s.get("decoder_lr") else ""
-    } (the base's other convolutions are frozen; see `restyle.train.add_style`). Single-style model: `{out.name}`.
+A new style added to the multi-style base `{s["base"]}` by training {
+        "its normalisation parameters and its decoder, the upsampling and output convolutions (the encoder and "
+        "the residual body stay the base's"
+        if s.get("decoder_lr")
+        else "only its normalisation parameters (every convolution stays the base's"
+    }; see `restyle.train.add_style`). Single-style model: `{out.name}`.
 
 | | |
 |---|---|
@@ -185,8 +188,8 @@ A new style added to the multi-style base `{s["base"]}` by training only its nor
         f"(stopped early: the style loss had flattened; {s['steps']} planned)" if meta.get("stopped_early") else ""
     } |
 | losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {s["style_weight"]:g} over \
-{", ".join(s["style_layers"])}, TV {s["tv_weight"]:g}; final style {losses.get("style", 0):.4g}, \
-content {losses.get("content", 0):.4g} |
+{", ".join(s["style_layers"])}, TV {s["tv_weight"]:g}, palette {s.get("palette_weight", 0):g}; final style \
+{losses.get("style", 0):.4g}, content {losses.get("content", 0):.4g} |
 | learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; decoder {s['decoder_lr']:g}" if s.get("decoder_lr") else ""} |
 | hardware | {meta["hardware"]} |
 | training time | {meta["train_seconds"]:.0f} s |
