@@ -8,7 +8,7 @@ Rows, all at ``--size`` x ``--size``, batch 1, ONNX Runtime CPU, level ALL:
 * the same with the resize-convolutions as sub-pixel convolutions
   (``restyle.runtime.subpixel``; what ``Stylizer`` runs on the CPU);
 * style folded into the norms (``restyle.runtime.specialize.fold_style``);
-* per-shot frozen statistics folded into the convolutions (``freeze_norms``,
+* per-shot frozen statistics folded into the convolutions (``freeze_norms``),
   and the same with the sub-pixel rewrite (what ``restyle video`` runs within a shot);
 * the frozen graph quantised to int8 by ONNX Runtime's static QDQ quantiser
   (per-channel weights, activations calibrated on scikit-image photos);

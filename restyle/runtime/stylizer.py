@@ -127,7 +127,7 @@ class Stylizer:
                 return self._create_session(str(cached), optimize=False)
             except UserError:
                 cached.unlink(missing_ok=True)  # stale or damaged: rebuild it below
-        graph = self._rewritten(self._canonical_model()).SerializeToString() if rewrite else model
+        graph = self._rewritten(_copy(self._canonical_model())).SerializeToString() if rewrite else model
         if cached is None:
             return self._create_session(graph)
         try:
@@ -147,16 +147,12 @@ class Stylizer:
         return self._chain[0][0] == "CPUExecutionProvider" and self.info.metadata.precision == "fp32"
 
     def _rewritten(self, canonical_graph: onnx.ModelProto) -> onnx.ModelProto:
-        """A copy of a canonical graph with ``restyle.runtime.subpixel``'s rewrite where this stylizer uses it."""
-        import onnx
-
+        """``canonical_graph``, rewritten in place by ``restyle.runtime.subpixel`` where this stylizer uses it."""
         from restyle.runtime.subpixel import subpixel_upsampling
 
-        out = onnx.ModelProto()
-        out.CopyFrom(canonical_graph)
         if self._rewrites_graphs():
-            subpixel_upsampling(out)
-        return out
+            subpixel_upsampling(canonical_graph)
+        return canonical_graph
 
     @property
     def providers(self) -> list[str]:
@@ -385,3 +381,12 @@ def _postprocess(stylized: np.ndarray, photo: np.ndarray, options: StylizeOption
 def _rows(vec: np.ndarray, n: int) -> np.ndarray:
     """One resolved ``(S,)`` vector as the network's ``(n, S)`` style input."""
     return np.ascontiguousarray(np.broadcast_to(vec, (n, vec.size)), dtype=np.float32)
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy a rewrite may change, leaving the cached original intact."""
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out

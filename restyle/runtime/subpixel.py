@@ -181,14 +181,7 @@ def _rewrite_chain(
         """``name`` passed through a copy of the chain's activation (if any), so ORT fuses it into the Conv."""
         if activation is None:
             return name
-        copy = onnx.NodeProto()
-        copy.CopyFrom(activation)
-        copy.name = f"{p}_{name}_act"
-        del copy.input[:]
-        copy.input.extend([name, *activation.input[1:]])
-        del copy.output[:]
-        copy.output.append(f"{name}_act")
-        nodes.append(copy)
+        nodes.append(_rewired(activation, f"{p}_{name}_act", name, f"{name}_act"))
         return f"{name}_act"
 
     nodes: list[onnx.NodeProto] = []

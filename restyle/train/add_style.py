@@ -124,6 +124,14 @@ def new_style_network(base: StyleNet, start: int | None = None, train_decoder: b
     return freeze_for_new_style(net, train_decoder)
 
 
+MEAN_START = "mean of the base's styles"
+
+
+def start_label(names: list[str], start: int | None) -> str:
+    """How ``final.pt`` and the model card name a start: base style ``start``, or None for the mean."""
+    return MEAN_START if start is None else f"base style '{names[start]}'"
+
+
 def start_state(base: StyleNet, start: int | None) -> dict[str, torch.Tensor]:
     """The one-style state dict that starts from base style ``start`` (None: the mean of every style)."""
     state = {}
@@ -183,7 +191,7 @@ A new style added to the multi-style base `{s["base"]}` by training {
 | | |
 |---|---|
 | style image | `{image["file"]}` (sha256 `{image["sha256"][:12]}…`) |
-| base | `{s["base"]}` ({record["arch"]}); started from the {meta.get("started_from") or "mean of its styles"} |
+| base | `{s["base"]}` ({record["arch"]}); started from the {meta.get("started_from") or MEAN_START} |
 | steps × batch | {meta["steps"]} × {s["batch_size"]} at {s["image_size"]} px {
         f"(stopped early: the style loss had flattened; {s['steps']} planned)" if meta.get("stopped_early") else ""
     } |

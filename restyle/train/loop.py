@@ -160,7 +160,11 @@ class Trainer:
         self.style_grams = self._style_targets()
         self.palette_dirs, self.palettes = self._palette_targets()
         self.layer_weights = cfg.layer_weights()
-        self.started_from = "mean of the base's styles" if cfg.base is not None else None
+        self.started_from: str | None = None  # a new style's start (restyle.train.add_style.start_label)
+        if cfg.base is not None:
+            from restyle.train.add_style import MEAN_START
+
+            self.started_from = MEAN_START
         if base is not None and cfg.start_from == "nearest":
             self._start_from_nearest(*base)
         self.step = 0
@@ -280,9 +284,9 @@ class Trainer:
 
         trained = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
         groups = [{"params": [p for n, p in trained if is_norm_parameter(n)], "lr_scale": 1.0}]
-        output = [p for n, p in trained if not is_norm_parameter(n)]
-        if output:
-            groups.append({"params": output, "lr_scale": self.cfg.decoder_lr / self.cfg.lr})
+        decoder = [p for n, p in trained if not is_norm_parameter(n)]
+        if decoder:
+            groups.append({"params": decoder, "lr_scale": self.cfg.decoder_lr / self.cfg.lr})
         return groups
 
     @torch.no_grad()
@@ -292,7 +296,7 @@ class Trainer:
         Scored on a fixed batch of training photos (the same every run), with
         the run's own losses: about one forward pass per base style.
         """
-        from restyle.train.add_style import start_state
+        from restyle.train.add_style import start_label, start_state
 
         cfg = self.cfg
         seed = cfg.seed + 777
@@ -308,7 +312,7 @@ class Trainer:
                 best = (score, start)
         assert best is not None
         self.net.load_state_dict(start_state(base, best[1]))
-        self.started_from = "mean of the base's styles" if best[1] is None else f"base style '{names[best[1]]}'"
+        self.started_from = start_label(names, best[1])
         if self.dist.is_main:
             print(f"new style starts from the {self.started_from} (nearest of {base.num_styles + 1})", flush=True)
 
