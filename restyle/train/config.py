@@ -55,6 +55,11 @@ class TrainConfig(BaseModel):
     decoder_lr: float = Field(0.0, ge=0)
     # adding a style: start from the mean of the base's styles, or from the nearest one (lowest style + palette loss)
     start_from: Literal["mean", "nearest"] = "mean"
+    # distillation (restyle.train.distill): a trained network with the same styles, in the same order (a name,
+    # .onnx or final.pt); the whole run then learns to reproduce its outputs (pixel and low-level VGG feature
+    # losses, no Gram targets), each step's batch resized by one of ``distill_scales``
+    teacher: str | None = None
+    distill_scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
     stop_when_flat: int = Field(0, ge=0)  # stop once the style loss of this many steps improves < 2% (0: never)
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "cosine"
@@ -127,6 +132,10 @@ class TrainConfig(BaseModel):
             raise ValueError("a style name is only given when adding a style to a base")
         elif self.decoder_lr > 0 or self.start_from != "mean":
             raise ValueError("a decoder rate and a start style only apply when adding a style to a base")
+        if self.teacher is not None and (self.base is not None or self.temporal_weight > 0):
+            raise ValueError("a teacher (distillation) cannot be combined with a base or the temporal loss")
+        if any(not 0.1 <= f <= 1.0 for f in self.distill_scales):
+            raise ValueError("distill scales must lie in 0.1..1 (fractions of --image-size)")
         if self.style_name is not None:
             from restyle.runtime.registry import valid_name
 

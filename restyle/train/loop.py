@@ -121,7 +121,14 @@ class Trainer:
             persistent_workers=cfg.num_workers > 0,
         )
 
-        layers = list(dict.fromkeys([*cfg.style_layers, cfg.content_layer]))
+        self.teacher: StyleNet | None = None
+        if cfg.teacher is not None:
+            from restyle.train.distill import DISTILL_LAYERS, load_teacher
+
+            self.teacher = load_teacher(cfg.teacher, cfg.style_names()).to(self.device)
+            layers = list(DISTILL_LAYERS)  # the trunk is cut after relu2_1: no deeper layer is used
+        else:
+            layers = list(dict.fromkeys([*cfg.style_layers, cfg.content_layer]))
         self.vgg = VGGFeatures(layers, weights=cfg.vgg_weights).to(self.device)
         # --init and --base only matter for a fresh start: a resumed run restores every weight from its
         # checkpoint, so it must not need those files any more (they may live on another machine by then)
@@ -189,6 +196,8 @@ class Trainer:
     # -- setup ---------------------------------------------------------------------------------------------------
     def _style_targets(self) -> dict[str, Tensor]:
         """Per layer, the Gram targets of every style stacked as (S, C, C): indexing picks one per sample."""
+        if self.teacher is not None:  # distillation has no Gram targets
+            return {}
         per_style = []
         with torch.no_grad():
             for path in self.cfg.style_images:
@@ -319,6 +328,12 @@ class Trainer:
     def losses(self, x: Tensor, styles: Tensor) -> LossTerms:
         cfg = self.cfg
         weights = F.one_hot(styles, self.net.num_styles).float().to(x.device)
+        if self.teacher is not None:
+            from restyle.train.distill import distill_losses
+
+            with torch.no_grad():
+                target = self.teacher(x, weights)
+            return distill_losses(self.model(x, weights), target, self.vgg)
         autocast = (
             torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else contextlib.nullcontext()
         )
@@ -356,7 +371,8 @@ class Trainer:
         from scratch if a run is interrupted before its first checkpoint.
         """
         steps = self.cfg.identity_steps
-        if steps <= 0 or self.step > 0 or self.cfg.base is not None:  # a base already reproduces photos
+        # a base already reproduces photos; a teacher's outputs are the targets from the first step
+        if steps <= 0 or self.step > 0 or self.cfg.base is not None or self.teacher is not None:
             return
         gen = torch.Generator().manual_seed(self.cfg.seed + 12345)
         files = len(self.dataset)
@@ -383,6 +399,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr_at(self.step) * group.get("lr_scale", 1.0)
+        if self.teacher is not None:
+            from restyle.train.distill import scaled
+
+            x = scaled(x, self.cfg.distill_scales, self.cfg.seed, self.step, self.net.stride)
         terms = self.losses(x, self.style_indices(self.step, x.shape[0]))
         self.scaler.scale(terms.total).backward()
         self.scaler.step(self.optimizer)

@@ -120,7 +120,9 @@ class LossTerms:
     temporal: Tensor
     total: Tensor
     palette: Tensor | None = None
+    pixel: Tensor | None = None  # distillation: mean |student - teacher| in RGB
 
     def as_floats(self) -> dict[str, float]:
-        names = ("content", "style", "tv", "temporal", "total") + (("palette",) if self.palette is not None else ())
+        optional = tuple(k for k in ("palette", "pixel") if getattr(self, k) is not None)
+        names = ("content", "style", "tv", "temporal", "total") + optional
         return {k: float(getattr(self, k).detach()) for k in names}

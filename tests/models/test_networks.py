@@ -46,3 +46,31 @@ def test_conditional_instance_norm_selects_and_blends() -> None:
 def test_unknown_architecture_is_a_user_error() -> None:
     with pytest.raises(UserError, match="unknown architecture"):
         build_network("resnet")
+
+
+@pytest.mark.parametrize("arch", ["lite", "lite8-64x3z"])
+@pytest.mark.parametrize("hw", [(64, 64), (40, 72)])
+def test_lite_networks_keep_the_contract(arch: str, hw: tuple[int, int]) -> None:
+    net = build_network(arch, 2)
+    x = torch.rand(1, 3, *hw)
+    with torch.no_grad():
+        y = net(x, 1)
+    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert net.arch == arch
+
+
+def test_lite_is_under_half_of_fast_and_pads_inside_its_convolutions() -> None:
+    from restyle.models.layers import ConvNormAct
+
+    lite, fast = complexity(build_network("lite")), complexity(FastStyleNet())
+    assert lite.macs_per_pixel * 2 < fast.macs_per_pixel
+    net = build_network("lite")
+    body = [m for m in (*net.down, *net.res) for m in m.modules() if isinstance(m, ConvNormAct)]
+    assert body and all(isinstance(m.pad, torch.nn.Identity) and m.conv.padding == (1, 1) for m in body)
+
+
+def test_pad_mode_is_validated() -> None:
+    from restyle.models.layers import ConvNormAct
+
+    with pytest.raises(ValueError, match="pad must be"):
+        ConvNormAct(3, 8, 3, pad="circular")
