@@ -1,8 +1,13 @@
-"""Training throughput: images/s for both architectures at 256 px, batch 4, on this machine's CPU and any GPU.
+"""Training throughput: images/s per architecture and recipe at 256 px, batch 4, on this machine's CPU and any GPU.
 
-One full optimisation step (transformer forward, VGG19 to relu4_1, losses,
-backward, Adam) on random images, after a warm-up step, so the number is what
-``restyle train`` sustains when data loading keeps up.
+One full optimisation step on random images, after a warm-up step, so the
+number is what ``restyle train`` sustains when data loading keeps up:
+
+* ``perceptual``: transformer forward, VGG19 to relu4_1, Gram and content
+  losses, backward, Adam (one style image);
+* ``distill``: the bundled ``classics`` network's forward (the teacher, no
+  gradient), the student's forward, VGG19 to relu2_1 on both outputs, pixel
+  and feature losses, backward, Adam (its six styles, bundled thumbnails).
 """
 
 from __future__ import annotations
@@ -20,9 +25,18 @@ from restyle.train.loop import Trainer
 SECTION = "Training speed"
 
 
-def measure(arch: str, device: str, size: int, batch: int, steps: int, photos: Path, style: Path) -> float:
+RUNS = (("johnson", "perceptual"), ("fast", "perceptual"), ("lite", "perceptual"), ("lite", "distill"))
+
+
+def measure(arch: str, recipe: str, device: str, size: int, batch: int, steps: int, photos: Path, style: Path) -> float:
+    styles: dict = {"style_images": [style]}
+    if recipe == "distill":
+        from restyle.runtime.registry import BUNDLED_DIR, Registry
+
+        names = Registry().info("classics").style_names
+        styles = {"style_images": [BUNDLED_DIR / f"{n}.jpg" for n in names], "teacher": "classics"}
     cfg = TrainConfig(
-        style_images=[style], data=photos, out=Path("/tmp/restyle-bench-train"), arch=arch, device=device,
+        **styles, data=photos, out=Path("/tmp/restyle-bench-train"), arch=arch, device=device,
         image_size=size, style_size=size, batch_size=batch, amp=True,
     )  # fmt: skip
     trainer = Trainer(cfg)
@@ -51,10 +65,14 @@ def run(args: argparse.Namespace) -> tuple[list[str], list[list[str]]]:
             else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
         )
         steps = args.steps if device == "cpu" else args.steps * 10
-        for arch in ("johnson", "fast"):
-            rate = measure(arch, device, args.size, args.batch, steps, photos, style)
-            rows.append([arch, name, f"{args.size}", f"{args.batch}", f"{rate:.2f}", f"{args.batch / rate:.2f}"])
-    return ["arch", "device", "size", "batch", "images/s", "s/step"], rows
+        for arch, recipe in RUNS:
+            if arch not in args.archs.split(","):
+                continue
+            rate = measure(arch, recipe, device, args.size, args.batch, steps, photos, style)
+            rows.append(
+                [arch, recipe, name, f"{args.size}", f"{args.batch}", f"{rate:.2f}", f"{args.batch / rate:.2f}"]
+            )
+    return ["arch", "recipe", "device", "size", "batch", "images/s", "s/step"], rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--archs", default="johnson,fast,lite")
     p.add_argument("--write", type=Path, help="merge the table into this markdown file")
     args, _ = p.parse_known_args(argv)  # `python -m bench` passes every flag to every benchmark
     header, rows = run(args)

