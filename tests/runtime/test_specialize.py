@@ -15,9 +15,10 @@ from tests.conftest import SAMPLE_PHOTO
 from tests.export.models import exported
 
 
-@pytest.fixture(scope="module")
-def stylizer() -> Stylizer:
-    return Stylizer(exported(), provider="cpu", threads=2)
+@pytest.fixture(scope="module", params=["fast", "lite"])
+def stylizer(request: pytest.FixtureRequest) -> Stylizer:
+    """Both the reflection-padded ``fast`` network and ``lite``, which pads inside its convolutions."""
+    return Stylizer(exported(request.param), provider="cpu", threads=2)
 
 
 @pytest.fixture(scope="module")

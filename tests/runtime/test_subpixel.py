@@ -36,13 +36,13 @@ def _ops(proto: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in proto.graph.node]
 
 
-@pytest.mark.parametrize(("arch", "mode"), [("fast", "bilinear"), ("johnson", "nearest")])
+@pytest.mark.parametrize(("arch", "mode"), [("fast", "bilinear"), ("johnson", "nearest"), ("lite", "bilinear")])
 @pytest.mark.parametrize("size", [(64, 64), (36, 20), (16, 24), (16, 16)])
 def test_rewritten_graph_matches_the_exported_one_at_every_size_and_border(arch, mode, size) -> None:
     """Exact to float rounding, the outermost rows and columns included, down to the smallest input (16 px)."""
     proto = canonical(onnx.load(str(exported(arch))))
     fast, n = _rewritten(proto)
-    assert n == {"fast": 2, "johnson": 2}[arch]  # fast: up + out layers (bilinear); johnson: two nearest ups
+    assert n == {"fast": 2, "johnson": 2, "lite": 2}[arch]  # fast, lite: up + out layers (bilinear); johnson: two ups
     image = np.random.default_rng(3).random((1, 3, *size), np.float32)
     want, got = _run(proto, image), _run(fast, image)
     assert got.shape == want.shape
