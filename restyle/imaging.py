@@ -40,8 +40,13 @@ DECODERS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 # reports both the same way.
 
 
-# Modes that Pillow resamples directly in 8 bits; others (palette, 1-bit, 16-bit) shrink later, as floats.
-_SHRINKABLE_MODES = ("RGB", "RGBA", "L", "LA", "CMYK", "YCbCr")
+# Modes that Pillow resamples as they are, with no full-size copy; every other mode is converted to a
+# compact working mode band by band while it is reduced (``_shrink``).
+_NATIVE_MODES = ("RGB", "L", "CMYK", "YCbCr")
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_BAND_BYTES = 1 << 20  # one band of the working image while shrinking: about a MB whatever the photo's size
+_REDUCING_GAP = 3.0  # box-reduce by an integer factor to within 3x of the target, then Lanczos (as Pillow does)
+_PEAK = "restyle.peak"  # info key: the full-scale value of a shrunk high-depth image, decided at full size
 
 
 def open_image(
@@ -82,7 +87,7 @@ def open_image(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-        if max_size is not None and max(img.size) > max_size and img.mode in _SHRINKABLE_MODES:
+        if max_size is not None and max(img.size) > max_size:
             img = _shrink(img, max_size)
         return img
     except UserError:
@@ -96,13 +101,68 @@ def open_image(
 
 
 def _shrink(img: Image.Image, max_size: int) -> Image.Image:
-    """Longer side to ``max_size`` in 8 bits, keeping the EXIF orientation tag for ``to_rgb_array``."""
+    """Longer side to ``max_size`` before any float array exists, keeping the EXIF orientation tag.
+
+    RGB, L, CMYK and YCbCr are resampled as they are. Every other mode is first converted, one band of
+    rows at a time, to the compact mode ``to_rgb_array`` would reduce it to anyway, and box-reduced by an
+    integer factor band by band, so no full-size copy is made: 1-bit becomes L, a palette RGB (or, with
+    transparency, RGB composited on white, as ``to_rgb_array`` does), LA/RGBA/PA are composited on white,
+    16-bit and other high-depth samples become 32-bit floats (with their full-scale value decided on the
+    whole image, so the shrunk image is normalised as the full one would be). A 12 KB 1-bit PNG of
+    5000 x 5000 pixels used to become 600 MB of float32 before the shrink; now it costs the decoded
+    image (one byte a pixel) and a few MB.
+    """
     h, w = long_side_size(img.height, img.width, max_size)
-    size = (w, h)
     exif = img.getexif()
-    out = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if img.mode in _NATIVE_MODES:
+        out = img.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+    else:
+        convert, info = _working_mode(img)
+        fx = max(1, int(img.width / w / _REDUCING_GAP))
+        fy = max(1, int(img.height / h / _REDUCING_GAP))
+        reduced = _reduce_in_bands(img, convert, (fx, fy))
+        box = (0.0, 0.0, img.width / fx, img.height / fy)  # the whole image, in reduced coordinates
+        out = reduced.resize((w, h), Image.Resampling.LANCZOS, box=box)
+        out.info.update(info)
     if exif:
         out.info["exif"] = exif.tobytes()
+    return out
+
+
+def _working_mode(img: Image.Image):  # -> (band -> compact band, info for the result)
+    """How to convert a band of ``img`` to the compact mode it is shrunk in, and what the result must carry."""
+    mode = img.mode
+    if mode in _HIGH_DEPTH_MODES:
+        # ``to_rgb_array``'s test, made on the whole image (a shrunk one may no longer reach 255)
+        wide = mode.startswith("I;16") or float(img.getextrema()[1]) > 255  # type: ignore[index]
+        peak = 65535.0 if wide else 255.0
+        return (lambda band: band.convert("F")), {_PEAK: peak}
+    if mode == "1":
+        return (lambda band: band.convert("L")), {}
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in img.info):
+        return _on_white, {}
+    return (lambda band: band.convert("RGB")), {}  # P, LAB, HSV, RGBX, ...
+
+
+def _on_white(band: Image.Image) -> Image.Image:
+    """Composite on white, as ``to_rgb_array`` does: averaging the composite is averaging premultiplied colour."""
+    rgba = band.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _reduce_in_bands(img: Image.Image, convert, factor: tuple[int, int]) -> Image.Image:
+    """``convert(img).reduce(factor)`` made from bands of rows (whole multiples of the factor): the result is
+    the same, and no more than one band is ever converted at once."""
+    fx, fy = factor
+    width, height = img.size
+    first = convert(img.crop((0, 0, width, min(height, fy))))
+    bytes_per_row = max(1, width * len(first.getbands()) * (4 if first.mode in ("F", "I") else 1))
+    rows = fy * max(1, _BAND_BYTES // (bytes_per_row * fy))
+    out = Image.new(first.mode, (-(-width // fx), -(-height // fy)))
+    for top in range(0, height, rows):
+        band = convert(img.crop((0, top, width, min(height, top + rows))))
+        out.paste(band.reduce(factor) if factor != (1, 1) else band, (0, top // fy))
     return out
 
 
@@ -112,10 +172,12 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     Transparent pixels are composited over white (what a viewer shows);
     16-bit samples keep their precision instead of being truncated to 8 bits.
     """
+    peak = img.info.get(_PEAK)  # set by ``_shrink``: decided on the full-size image
     img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode in _HIGH_DEPTH_MODES:
         arr = np.asarray(img, dtype=np.float32)
-        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if peak is None:
+            peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         arr = np.clip(arr / peak, 0.0, 1.0)
         return np.repeat(arr[:, :, None], 3, axis=2)
     if img.mode == "P" and "transparency" in img.info:

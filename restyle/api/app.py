@@ -2,8 +2,9 @@
 
 A factory (not a module-level app) so that each test, benchmark or uvicorn
 worker builds its own app with its own settings, metrics registry, pool and
-sessions; uvicorn calls it with ``--factory`` and no arguments, in which
-case the settings come from the ``RESTYLE_*`` environment.
+sessions; under ``restyle serve --workers N`` uvicorn calls
+``create_served_app`` with no arguments, which reads the settings from the
+``RESTYLE_*`` environment.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -74,8 +76,15 @@ def _configure_logging(settings: Settings) -> None:
         logger.addHandler(handler)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; a bad models directory or setting fails here, before the port opens."""
+def create_app(
+    settings: Settings | None = None, *, job_supervisor: Any = None, require_job_workers: bool = False
+) -> FastAPI:
+    """Build the app; a bad models directory or setting fails here, before the port opens.
+
+    ``job_supervisor`` (``restyle serve``'s ``JobWorkerSupervisor``): ``/readyz`` is ready only while the
+    worker it runs reports alive. ``require_job_workers``: only while some worker reports alive. Neither
+    (an app built for tests, or API replicas with external workers): workers are counted, not required.
+    """
     settings = settings or Settings()
     _configure_logging(settings)
     metrics = Metrics()
@@ -95,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api_keys = sorted(key.encode() for key in settings.key_values())
     # Jobs are only enqueued here; `restyle worker` processes (or the one `restyle serve` starts) run them.
     app.state.jobs = JobQueue(settings)
+    app.state.job_supervisor = job_supervisor
+    app.state.require_job_workers = require_job_workers or job_supervisor is not None
     metrics.registry.register(JobCollector(app.state.jobs))
 
     errors.install(app)
@@ -122,3 +133,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app of each uvicorn process under ``restyle serve --workers N`` (settings from ``RESTYLE_*``).
+
+    The job worker ``restyle serve`` supervises lives in another process, so ``/readyz`` here asks for a
+    live worker heartbeat whenever the server runs its own workers (``job_workers`` > 0).
+    """
+    settings = Settings()
+    return create_app(settings, require_job_workers=settings.job_workers > 0)

@@ -19,7 +19,9 @@ from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, St
 from restyle.api.service import StyleService
 from restyle.api.settings import Settings
 from restyle.api.uploads import body_error, read_upload, with_form_fields
+from restyle.errors import UserError
 from restyle.imaging import MIME_TYPES, normalize_format
+from restyle.jobs.store import storage_problem
 from restyle.runtime import StylizeOptions
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -205,18 +207,56 @@ async def healthz() -> Health:
 
 @public.get(
     "/readyz",
-    summary="Readiness: models loaded and warmed up",
+    summary="Readiness: models warmed up, job queue, job worker and storage space",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Still warming up, or warm-up failed."}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Still warming up (or warm-up failed), the job queue unreachable, the server's own job "
+            "worker not running (it is restarted), or the storage root short of free space; `error` says which.",
+        }
+    },
 )
-async def readyz(request: Request, service: ServiceDep) -> Any:
-    # The job broker is part of readiness (job routes and state need it); worker count is reported, not
-    # required: photos are still served while the workers restart, and jobs simply wait in the queue.
-    jobs = await run_in_threadpool(request.app.state.jobs.health)
-    ready = service.ready and jobs["broker"] == "ok"
-    error = service.warmup_error or jobs.get("error")
+async def readyz(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
+    """Open without a key, so nothing here names a path, a host or a broker URL.
+
+    The job broker is part of readiness (job routes and state need it), and so is free space on the
+    storage root (``min_free_bytes``): uploads and results would fail. The worker that ``restyle serve``
+    supervises must report alive (its heartbeat, within ``WORKER_TTL``): while it is down, jobs would be
+    accepted and wait for nobody. An API with external workers (``--job-workers 0``) only counts them.
+    """
+    app = request.app
+    jobs, alive = await run_in_threadpool(_job_health, app.state.jobs)
+    problems = [] if jobs["broker"] == "ok" else ["the job queue is unavailable"]
+    if jobs["broker"] == "ok" and not _worker_ready(app, alive):
+        problems.append("no job worker is running (it is being started or restarted)")
+    if storage := await run_in_threadpool(storage_problem, settings):
+        problems.append(storage)
+    ready = service.ready and not problems
+    error = service.warmup_error or (problems[0] if problems else None)
     body = Readiness(ready=ready, models=list(service.warmed), error=error, jobs=jobs)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+def _job_health(queue: Any) -> tuple[dict[str, Any], set[str]]:
+    """``{broker, workers, pending}`` for ``/readyz`` and the names of the workers alive; no error text (the
+    broker's own message names its file or host)."""
+    try:
+        store = queue.store
+        pending = store.ping()
+        workers = store.workers()
+    except UserError:
+        return {"broker": "unavailable", "workers": 0, "pending": None}, set()
+    count = sum(int(w.get("processes", 1)) for w in workers.values())
+    return {"broker": "ok", "workers": count, "pending": pending}, set(workers)
+
+
+def _worker_ready(app: Any, alive: set[str]) -> bool:
+    supervisor = getattr(app.state, "job_supervisor", None)
+    if supervisor is not None:
+        name = supervisor.worker_name
+        return name is not None and name in alive
+    return bool(alive) or not getattr(app.state, "require_job_workers", False)
 
 
 @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)

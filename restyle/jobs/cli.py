@@ -4,7 +4,9 @@ The worker reads the same ``RESTYLE_*`` settings as ``restyle serve``
 (``RESTYLE_BROKER_URL``, ``RESTYLE_STORAGE_ROOT``, the models); with the
 embedded SQLite default it must run on the API's machine, with Redis and a
 shared storage root anywhere. SIGTERM requeues running jobs and exits;
-SIGINT (Ctrl-C) lets running jobs finish first.
+SIGINT (Ctrl-C) lets running jobs finish first. Its worker processes die
+with it, even when it is killed with SIGKILL; started by ``restyle serve``
+(``--parent-pid``), it dies with the server the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--broker", help="redis://HOST:PORT/DB (RESTYLE_BROKER_URL; default: the embedded SQLite queue)")
     p.add_argument("--storage-root", help="job files (RESTYLE_STORAGE_ROOT); shared by every worker and API replica")
     p.add_argument("--models", help="directory of extra .onnx styles (RESTYLE_MODELS)")
+    # `restyle serve` names itself here: the worker gets SIGTERM (requeue, exit) when that process is gone.
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -33,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.processes <= 64:
         raise UserError(f"--processes must be between 1 and 64, not {args.processes}")
+    if args.parent_pid is not None:
+        from restyle.jobs.worker import die_with_parent
+
+        die_with_parent(args.parent_pid)
     settings = settings_from({"broker_url": args.broker, "storage_root": args.storage_root, "models": args.models})
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     from restyle.jobs.migrate import import_legacy

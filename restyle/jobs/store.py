@@ -12,7 +12,12 @@ sees one state, and "is the broker up" is one question.
 
 Duplicate deliveries (a requeue racing a slow worker) are made harmless by
 claim keys written with ``put_if_empty``: each delivery of a job runs at most
-once, wherever it lands.
+once, wherever it lands. A message lost outright (taken by a process killed
+before it claimed the job) is found by comparing the ``queued`` records with
+the messages still waiting (``pending_deliveries``), and enqueued again.
+
+``storage_problem`` says when the storage root is short of free space (for
+``/readyz``; uploads should refuse with 507 on the same test).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -43,7 +49,11 @@ STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 FINISHED = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 QUEUE_NAME = "restyle-jobs"
-WORKER_TTL = 15.0  # a worker that has not said "alive" for this long no longer counts in /readyz
+HEARTBEAT_S = 2.0  # how often a worker service says "alive"
+WORKER_TTL = 10.0  # a worker that has not said "alive" for this long no longer counts in /readyz
+# Free space the storage root must keep (``Settings.min_free_bytes`` when the settings have it): below it
+# /readyz says not ready, and uploads should answer 507 before writing.
+MIN_FREE_BYTES = 500_000_000
 
 
 class QueueUnavailable(UserError):
@@ -84,6 +94,36 @@ def describe_broker(settings: Settings) -> str:
 
     url = urlsplit(settings.broker_url)
     return f"Redis at {url.hostname or 'localhost'}:{url.port or 6379}"
+
+
+def min_free_bytes(settings: Settings) -> int:
+    """The free space the storage root must keep (``RESTYLE_MIN_FREE_BYTES`` once the settings define it)."""
+    return int(getattr(settings, "min_free_bytes", MIN_FREE_BYTES))
+
+
+def free_bytes(root: Path | str) -> int | None:
+    """Bytes an unprivileged process may still write on the file system of ``root`` (None: cannot tell).
+
+    A root not created yet is measured on its nearest existing parent: the same file system.
+    """
+    path = Path(root).absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def storage_problem(settings: Settings) -> str | None:
+    """Why the storage root cannot take more files (free space under ``min_free_bytes``), or None.
+
+    The message names amounts only, never the path: it is shown on the open ``/readyz``.
+    """
+    free, need = free_bytes(settings.storage_root), min_free_bytes(settings)
+    if free is None or free >= need:
+        return None
+    return f"job storage is almost full ({free / 1e6:.0f} MB free, at least {need / 1e6:.0f} MB needed)"
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -176,6 +216,8 @@ class JobStore:
         # key -> (stored bytes, parsed record): ``all`` parses only records that changed since it last looked.
         self._parsed: dict[str, tuple[bytes, Job]] = {}
         self._parsed_lock = threading.Lock()
+        # (job id, delivery) of queued jobs whose message this process's sweeps found missing -> when first seen.
+        self.missing_since: dict[tuple[str, int], float] = {}
 
     # -- errors -----------------------------------------------------------------------------------
     @contextmanager
@@ -252,7 +294,9 @@ class JobStore:
         """Drop the record and every key that belongs to it."""
         with self._guard():
             for key in [
-                k for k in self.storage.result_items() if k.startswith((f"claim:{job_id}:", f"sweep:{job_id}:"))
+                k
+                for k in self.storage.result_items()
+                if k.startswith((f"claim:{job_id}:", f"sweep:{job_id}:", f"lost:{job_id}:"))
             ]:
                 self.storage.delete_data(key)
             self.storage.delete_data(f"cancel:{job_id}")
@@ -268,6 +312,20 @@ class JobStore:
         self.put(job)
         with self._guard():
             self.huey.restyle_tasks[job.kind](job.id, job.delivery)  # type: ignore[attr-defined]
+
+    def pending_deliveries(self) -> set[tuple[str, int]]:
+        """``(job id, delivery)`` of every message waiting on the queue (read, not taken)."""
+        with self._guard():
+            items = self.storage.enqueued_items()
+        out: set[tuple[str, int]] = set()
+        for data in items:
+            try:
+                message = self.huey.serializer.deserialize(bytes(data))
+                job_id, delivery = message.args[0], int(message.args[1])
+            except Exception:  # noqa: BLE001 - a message that is not ours (or unreadable) names no job
+                continue
+            out.add((str(job_id), delivery))
+        return out
 
     def once(self, key: str) -> bool:
         """True for the first caller only, across every process and machine (the claim of a delivery)."""

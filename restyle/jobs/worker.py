@@ -18,32 +18,78 @@ request; the job's own ``cancel`` event (never a shared one: see
 * worker shutdown (SIGTERM, or ``stop()``): back to ``queued``, the attempt given back;
 * a bug: retried up to ``job_attempts`` runs, then ``failed`` with "internal error";
 * the worker killed (``kill -9``, OOM): the lease runs out, a sweeper requeues the
-  job (up to ``job_attempts`` runs), and any worker picks it up.
+  job (up to ``job_attempts`` runs), and any worker picks it up;
+* its queue message lost (taken by a process that died before claiming it, or never written):
+  a sweeper that finds a ``queued`` job with no message for ``LOST_MESSAGE_GRACE_S`` enqueues it again.
+
+Every process of ``restyle worker`` dies with its parent: the Huey worker processes and the
+housekeeper ask Linux for SIGTERM when their parent dies (``PR_SET_PDEATHSIG``, with a parent-pid
+watchdog elsewhere), and SIGTERM stops an idle one at once and requeues a running job. ``restyle
+serve`` passes ``--parent-pid`` so that its worker follows it the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import threading
 import time
 from typing import Any
 
 from huey import Huey
-from huey.consumer import Consumer, Scheduler
+from huey.consumer import Consumer, ProcessEnvironment, Scheduler, Worker
 
 from restyle.api.settings import Settings
 from restyle.errors import UserError, scrub
-from restyle.jobs.store import BROKER_ERRORS, FINISHED, Job, JobStore, QueueUnavailable, worker_id
+from restyle.jobs.store import (
+    BROKER_ERRORS,
+    FINISHED,
+    HEARTBEAT_S,
+    Job,
+    JobStore,
+    QueueUnavailable,
+    worker_id,
+)
 
 log = logging.getLogger("restyle.jobs")
 
 _PROGRESS_EVERY_S = 0.5
 PICKUP_POLL_S = 0.1
 _CANCEL_POLL_S = 0.25
+# A queued job whose message has been missing from the queue this long is enqueued again. Taking a message
+# and claiming it (which turns the job ``running``) are milliseconds apart, so this only catches real losses.
+LOST_MESSAGE_GRACE_S = 30.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PARENT_POLL_S = 1.0
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Have ``sig`` sent to this process when its parent ``parent`` is gone, even killed with SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG)`` (the kernel signals us when the parent thread that started us
+    exits); elsewhere, or if that fails, a watchdog thread that signals us once ``os.getppid()`` changes.
+    A parent that died before the prctl is caught by the check right after it.
+    """
+    armed = False
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the watchdog below
+        armed = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    if os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+        return
+    if armed:
+        return
+
+    def watch() -> None:  # pragma: no cover - only where prctl is missing
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def register_tasks(huey: Huey, settings: Settings) -> None:
@@ -281,15 +327,21 @@ def _remove_files(store: JobStore, job: Job, keep_result: bool) -> None:
             entry.unlink(missing_ok=True)
 
 
-def sweep(store: JobStore, settings: Settings, now: float | None = None) -> dict[str, int]:
-    """Requeue jobs whose lease ran out (their worker died); expire and forget old finished jobs.
+def sweep(
+    store: JobStore, settings: Settings, now: float | None = None, lost_grace: float | None = None
+) -> dict[str, int]:
+    """Requeue jobs whose lease ran out (their worker died) or whose queue message was lost; expire and
+    forget old finished jobs.
 
     Safe to run in every worker service at once: a ``put_if_empty`` key per
-    (job, delivery) lets exactly one of them act on each expired lease.
+    (job, delivery) lets exactly one of them act on each expired lease or lost message.
     """
     now = time.time() if now is None else now
-    counts = {"requeued": 0, "gave_up": 0, "expired": 0, "forgotten": 0}
-    for job in store.all():
+    counts = {"requeued": 0, "gave_up": 0, "expired": 0, "forgotten": 0, "lost": 0}
+    jobs = store.all()
+    grace = LOST_MESSAGE_GRACE_S if lost_grace is None else lost_grace
+    counts["lost"] = _requeue_lost_messages(store, [j for j in jobs if j.state == "queued"], now, grace)
+    for job in jobs:
         if job.state == "running" and job.lease_until is not None and job.lease_until < now:
             if not store.once(f"sweep:{job.id}:{job.delivery}"):
                 continue
@@ -316,6 +368,42 @@ def sweep(store: JobStore, settings: Settings, now: float | None = None) -> dict
             store.forget(job.id)
             counts["forgotten"] += 1
     return counts
+
+
+def _requeue_lost_messages(store: JobStore, queued: list[Job], now: float, grace: float) -> int:
+    """Enqueue again the ``queued`` jobs whose current delivery has had no message on the queue for ``grace``.
+
+    Huey deletes a message when a worker takes it; a worker killed between taking it and claiming the
+    job (or an API killed between saving the record and enqueueing) leaves the job ``queued`` with no
+    message: nobody would ever run it, and it would hold its quota slot and its input forever. A job
+    missing from one look may simply be in a worker's hands for a moment, so it is requeued only once
+    this process has seen it missing for ``grace`` seconds. The new delivery number makes a late claim
+    of the old message a no-op, and a ``put_if_empty`` key lets one sweeper act.
+    """
+    if not queued:
+        store.missing_since.clear()
+        return 0
+    pending = store.pending_deliveries()
+    missing: dict[tuple[str, int], float] = {}
+    requeued = 0
+    for job in queued:
+        key = (job.id, job.delivery)
+        if key in pending:
+            continue
+        first = store.missing_since.get(key, now)
+        if now - first < grace:
+            missing[key] = first
+            continue
+        if not store.once(f"lost:{job.id}:{job.delivery}"):
+            continue
+        current = store.get(job.id)  # a worker may have claimed it meanwhile
+        if current is None or current.state != "queued" or current.delivery != job.delivery:
+            continue
+        log.warning("job %s: its queue message (delivery %d) was lost; enqueued again", job.id, job.delivery)
+        store.enqueue(current)
+        requeued += 1
+    store.missing_since = missing
+    return requeued
 
 
 class WorkerService:
@@ -451,32 +539,55 @@ def _preload_job_code() -> None:
 
 
 def housekeep(settings: Settings, name: str, processes: int, stop: threading.Event | None, parent: int = 0) -> None:
-    """Say "alive" (for ``/readyz``) and sweep expired leases and old jobs every few seconds.
+    """Say "alive" every ``HEARTBEAT_S`` (for ``/readyz``) and sweep expired leases, lost messages and old jobs
+    every few seconds.
 
-    Until ``stop`` is set (threads), or, as its own process, until terminated or its ``parent`` is gone.
-    (No multiprocessing Event: one whose waiter was killed can block ``set()`` forever.)"""
+    Until ``stop`` is set (threads), or, as its own process, until SIGTERM or its ``parent`` is gone (it
+    asks for SIGTERM when the parent dies). It takes its "alive" mark away on the way out, so ``/readyz``
+    knows at once. (No multiprocessing Event: one whose waiter was killed can block ``set()`` forever.)"""
     from restyle.jobs.store import make_huey
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    terminated: list[int] = []
+    if parent:
+        # A flag, not an exception: a SIGTERM must not cut a requeue between its record and its message.
+        signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+        die_with_parent(parent)
+
+    def running() -> bool:
+        if stop is not None:
+            return not stop.is_set()
+        return not terminated and os.getppid() == parent
+
     store = JobStore(make_huey(settings), settings)
     interval = min(5.0, settings.job_lease / 3)
-    while not (stop is not None and stop.is_set()) and not (parent and os.getppid() != parent):
-        try:
-            store.worker_alive(name, processes)
-            counts = sweep(store, settings)
-            if any(counts.values()):
-                log.info("sweep: %s", counts)
-        except QueueUnavailable as exc:
-            log.warning("%s", exc)
-        except Exception:  # noqa: BLE001 - housekeeping must outlive any one bad record
-            log.exception("job sweep failed")
-        if stop is not None:
-            stop.wait(interval)
-        else:
-            time.sleep(interval)
-    with contextlib.suppress(QueueUnavailable):
-        store.worker_gone(name)
+    next_beat = next_sweep = time.monotonic()
+    try:
+        while running():
+            now = time.monotonic()
+            try:
+                if now >= next_beat:
+                    next_beat = now + HEARTBEAT_S
+                    store.worker_alive(name, processes)
+                if now >= next_sweep:
+                    next_sweep = now + interval
+                    counts = sweep(store, settings)
+                    if any(counts.values()):
+                        log.info("sweep: %s", counts)
+            except QueueUnavailable as exc:
+                log.warning("%s", exc)
+            except Exception:  # noqa: BLE001 - housekeeping must outlive any one bad record
+                log.exception("job sweep failed")
+            pause = max(0.0, min(next_beat, next_sweep) - time.monotonic())
+            if stop is not None:
+                stop.wait(pause)
+            else:
+                time.sleep(min(pause, 0.5))  # wakes up for a SIGTERM within half a second
+    finally:
+        with contextlib.suppress(QueueUnavailable):
+            store.worker_gone(name)
 
 
 class _IdleScheduler(Scheduler):
@@ -487,8 +598,60 @@ class _IdleScheduler(Scheduler):
         self.stop_flag.wait(1.0)
 
 
+# Set in a Huey worker process once it got SIGTERM: it takes no further message and exits.
+_TERMINATING = threading.Event()
+
+
+class _Worker(Worker):
+    """Huey's worker loop, which also stops (between messages, never inside a queue read) after SIGTERM."""
+
+    def loop(self, now: Any = None) -> None:
+        if _TERMINATING.is_set():
+            raise KeyboardInterrupt  # Huey's process wrapper: run the shutdown hooks and exit
+        super().loop(now)
+
+
+class _ProcessEnvironment(ProcessEnvironment):
+    """Huey's process workers, made to die with the ``restyle worker`` that forked them.
+
+    Huey's own children answer SIGTERM only while a task runs and otherwise wait for a stop flag that
+    only their parent sets: once the parent was killed (``kill -9``, OOM) they went on taking jobs as
+    orphans, with no housekeeper, and only SIGKILL ended them. Here each child asks for SIGTERM when its
+    parent dies, and SIGTERM always ends it: a running job is interrupted and requeued (the attempt
+    given back), an idle worker or the scheduler exits at once.
+    """
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.parent = os.getpid()  # the consumer: it builds the environment, then forks every child
+
+    def init_child(self, process: Any) -> None:
+        super().init_child(process)
+        huey = process.huey
+
+        def interrupt(signum: int, frame: Any) -> None:
+            _TERMINATING.set()
+            stopping = getattr(huey, "restyle_stopping", None)
+            if stopping is not None:
+                stopping.set()  # a job taken in the meantime hands itself back (its watcher sees this)
+            if huey._tasks_in_flight or not isinstance(process, Worker):
+                raise KeyboardInterrupt  # Huey's own reaction: the job requeues itself, then the process exits
+
+        signal.signal(self.interrupt, interrupt)
+        try:
+            die_with_parent(self.parent, self.interrupt)
+        except KeyboardInterrupt:  # the parent died before this child started: nothing to hand back
+            os._exit(0)
+
+
 class _Consumer(Consumer):
     scheduler_class = _IdleScheduler
+    worker_class = _Worker
+
+    def get_environment(self, worker_type: str) -> Any:
+        if worker_type == "process":
+            return _ProcessEnvironment(self._graceful_sig, self._interrupt_sig)
+        return super().get_environment(worker_type)
 
 
 def _reap(consumer: Any, grace: float = 10.0) -> None:
