@@ -1,13 +1,19 @@
-"""FastAPI dependencies: the app's shared objects, and the optional API-key check.
+"""FastAPI dependencies: the app's shared objects, the optional API-key check, and who is calling.
 
 Objects live on ``app.state`` (built once by ``create_app``) and reach the
 routes through ``Depends``, so tests can build an app from their own
 ``Settings`` and nothing depends on module-level globals.
+
+A caller is identified by a short hash of its bearer key (``key_identity``),
+never by the key itself: that hash is what job records and style owners
+store, so a leaked record or log line reveals no key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -64,7 +70,62 @@ def require_api_key(
         raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>'")
 
 
+ANONYMOUS = "anonymous"  # the owner recorded on what is made while no keys are configured
+
+
+def key_identity(key: str) -> str:
+    """The identity stored for a key: the first 16 hex digits of its SHA-256, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def bearer_token(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: ``owner`` is its key's identity (None when the server has no keys: everyone is alike)."""
+
+    owner: str | None
+    admin: bool = False
+
+    @property
+    def keyed(self) -> bool:
+        return self.owner is not None
+
+    @property
+    def record_owner(self) -> str:
+        """The owner written on what this caller makes."""
+        return self.owner or ANONYMOUS
+
+    def sees(self, owner: str | None) -> bool:
+        """May read something owned by ``owner`` (None: nobody owns it, e.g. a model the operator installed)?
+
+        Without keys everything is everyone's (as before ownership existed);
+        with keys a key sees its own items and unowned ones, an admin key all.
+        """
+        return self.owner is None or self.admin or owner is None or owner == self.owner
+
+    def owns(self, owner: str | None) -> bool:
+        """May change (cancel, delete) something owned by ``owner``, or see its job ids? Unowned: admins only."""
+        return self.owner is None or self.admin or (owner is not None and owner == self.owner)
+
+
+def get_caller(request: Request) -> Caller:
+    """The caller of a request that passed ``require_api_key``."""
+    if not request.app.state.api_keys:
+        return Caller(None)
+    token = bearer_token(request)
+    given = token.encode()
+    admin = False
+    for key in sorted(request.app.state.settings.admin_key_values()):  # no early exit, as require_api_key
+        admin |= secrets.compare_digest(given, key.encode())
+    return Caller(key_identity(token), admin)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 ServiceDep = Annotated[StyleService, Depends(get_service)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

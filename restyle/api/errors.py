@@ -57,6 +57,10 @@ _REJECTION_REASONS = {401: "unauthorized", 408: "slow_body", 413: "too_large", 4
 
 
 def kind_of(exc: UserError) -> str:
+    """The error's machine-readable name: its class's ``error_kind``, a known kind, or the class name in snake case."""
+    explicit = getattr(type(exc), "error_kind", None)
+    if isinstance(explicit, str):
+        return explicit
     for cls in type(exc).__mro__:
         if cls in _KINDS:
             return _KINDS[cls]

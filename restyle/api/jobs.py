@@ -15,8 +15,13 @@ downloaded on another (given a shared storage root).
 * ``GET /v1/jobs/{id}/result``: the MP4 once succeeded; 409 before, 410 once expired.
 * ``POST /v1/jobs/{id}/cancel``: stop a queued or running job.
 
-Quotas answer before the body is read where they can: 429 when the queue or
-the caller's share of it is full, 507 when the storage root is.
+Submission (quotas reserved atomically before the body is read, the upload,
+the commit, ``Idempotency-Key``) is ``restyle.api.submission``, shared with
+``POST /v1/styles``: 429 when the queue or the caller's share of it is full,
+507 when the storage root is, 503 when the broker does not answer in time.
+
+With API keys, a job belongs to the key that submitted it: other keys get
+404 for it (an admin key, ``RESTYLE_ADMIN_KEYS``, sees every job).
 
 New styles (``POST /v1/styles``, ``styles.py``) are jobs of kind ``style`` on
 the same queue, under the same quotas, and readable here too.
@@ -25,10 +30,9 @@ the same queue, under the same quotas, and readable here too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import math
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,11 +44,25 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from restyle.api.deps import require_api_key
+from restyle.api.deps import Caller, CallerDep, bearer_token, key_identity, require_api_key
 from restyle.api.settings import Settings
-from restyle.api.uploads import save_upload, with_form_fields
-from restyle.errors import UserError
-from restyle.jobs.store import ACTIVE, FINISHED, Job, JobStore, QueueUnavailable, describe_broker
+from restyle.api.submission import (
+    IDEMPOTENCY_PARAMETER,
+    RESERVED,
+    Prepared,
+    QueueFull,
+    StorageFull,
+    SubmitSpec,
+    Upload,
+    location,
+    style_owner,
+    submit,
+)
+from restyle.api.uploads import with_form_fields
+from restyle.errors import UnknownStyle, UserError
+from restyle.jobs.store import ACTIVE, FINISHED, Job, JobNotFound, JobStore, QueueUnavailable, describe_broker
+
+__all__ = ["JobQueue", "JobResponse", "QueueFull", "StorageFull", "get_jobs", "owner_of", "router", "visible_job"]
 
 VIDEO_SUFFIXES = {
     ".mp4",
@@ -61,6 +79,7 @@ VIDEO_SUFFIXES = {
     ".flv",
     ".wmv",
 }
+MAX_START_S = 7 * 24 * 3600.0  # the latest `start` a video job accepts (a week of video; beyond: 422)
 MAX_WAIT_S = 30.0  # longest long poll of GET /v1/jobs/{id}?wait=S (under common proxies' 60 s idle timeouts)
 WAIT_CHECK_S = 0.1  # how often a long poll re-reads the job's record
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -86,20 +105,6 @@ class VideoTooLong(UserError):
     http_status = 413
 
 
-class QueueFull(UserError):
-    """Too many jobs waiting, server-wide or for this API key."""
-
-    http_status = 429
-    retry_after = 30
-
-
-class StorageFull(UserError):
-    """The storage root holds ``max_storage_bytes`` already: a condition the client can wait out, so it is told."""
-
-    http_status = 507
-    public_message = True
-
-
 # -- request and response models ----------------------------------------------------------------------
 class VideoJobParams(BaseModel):
     """Options of a video job (query parameters, or form fields beside a multipart ``video``)."""
@@ -111,8 +116,10 @@ class VideoJobParams(BaseModel):
         None, ge=16, description="Longest side of the output (default RESTYLE_VIDEO_MAX_SIZE)."
     )
     stabilize: bool = Field(True, description="Temporal stabilization (less flicker).")
-    start: float = Field(0.0, ge=0, allow_inf_nan=False, description="Seconds to skip.")
-    duration: float | None = Field(None, gt=0, allow_inf_nan=False, description="Seconds to stylize.")
+    start: float = Field(0.0, ge=0, le=MAX_START_S, allow_inf_nan=False, description="Seconds to skip.")
+    duration: float | None = Field(
+        None, gt=0, le=MAX_START_S, allow_inf_nan=False, description="Seconds to stylize (at most the server's limit)."
+    )
 
 
 class JobResponse(BaseModel):
@@ -170,16 +177,21 @@ class JobQueue:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._store: JobStore | None = None
+        self._store_lock = threading.Lock()
 
     @property
     def store(self) -> JobStore:
         if self._store is None:
             from restyle.jobs.store import make_huey
 
-            try:
-                self._store = JobStore(make_huey(self.settings), self.settings)
-            except OSError as exc:
-                raise QueueUnavailable(f"cannot open {describe_broker(self.settings)}: {exc.strerror or exc}") from None
+            with self._store_lock:
+                if self._store is None:
+                    try:
+                        self._store = JobStore(make_huey(self.settings), self.settings)
+                    except OSError as exc:
+                        raise QueueUnavailable(
+                            f"cannot open {describe_broker(self.settings)}: {exc.strerror or exc}"
+                        ) from None
         return self._store
 
     def close(self) -> None:
@@ -188,20 +200,6 @@ class JobQueue:
             if close is not None:
                 close()
             self._store = None
-
-    def check_quotas(self, owner: str | None, incoming: int) -> None:
-        s = self.settings
-        jobs = self.store.all()
-        queued = sum(1 for j in jobs if j.state == "queued")
-        if queued >= s.max_queued_jobs:
-            raise QueueFull(f"the job queue is full ({queued} jobs waiting, limit {s.max_queued_jobs}); retry later")
-        mine = sum(1 for j in jobs if j.owner == owner and j.state in ("queued", "running"))
-        if owner is not None and mine >= s.max_jobs_per_key:
-            raise QueueFull(
-                f"this API key already has {mine} unfinished jobs (limit {s.max_jobs_per_key}); "
-                "wait for one to finish or cancel one"
-            )
-        self.check_storage(incoming)
 
     def check_storage(self, incoming: int) -> None:
         used = self.store.bytes_used()
@@ -238,11 +236,17 @@ class JobQueue:
 
 
 def owner_of(request: Request) -> str:
-    """Who the quota per key counts against: a hash of the bearer key (never the key), or "anonymous"."""
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer ") and auth[7:].strip():
-        return hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:16]
-    return "anonymous"
+    """The identity of the request's bearer key (``deps.key_identity``: a hash, never the key), or "anonymous"."""
+    token = bearer_token(request)
+    return key_identity(token) if token else "anonymous"
+
+
+def visible_job(store: JobStore, job_id: str, caller: Caller) -> Job:
+    """The job, if the caller may see it; another key's job (or a reservation) is "no such job", as a missing one."""
+    job = store.require(job_id)
+    if job.state == RESERVED or not caller.sees(job.owner):
+        raise JobNotFound(f"no such job: {job_id}")
+    return job
 
 
 def _validate_params(query: VideoJobParams, fields: dict[str, str], settings: Settings) -> VideoJobParams:
@@ -273,99 +277,104 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(requi
     status_code=202,
     summary="Submit a video to stylize",
     response_model=JobResponse,
+    openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
     responses={
+        202: {"headers": {"Location": {"description": "/v1/jobs/ID", "schema": {"type": "string"}}}},
+        404: {"description": "Unknown style (or another API key's user style)."},
+        408: {"description": "The upload did not arrive within RESTYLE_BODY_TIMEOUT."},
+        409: {"description": "A request with the same Idempotency-Key is still being processed."},
         413: {"description": "Upload, frames or duration over the limit."},
         415: {"description": "Not a readable video, or a wrong content type."},
+        422: {"description": "Invalid parameters (start or duration out of range...) or Idempotency-Key."},
         429: {"description": "Queue full, or this key has too many unfinished jobs."},
-        503: {"description": "The job queue (broker) is unavailable."},
+        503: {"description": "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT."},
         507: {"description": "Job storage is full."},
     },
 )
-async def submit_video(request: Request, jobs: JobsDep, query: Annotated[VideoJobParams, Query()]) -> JSONResponse:
+async def submit_video(
+    request: Request, jobs: JobsDep, caller: CallerDep, query: Annotated[VideoJobParams, Query()]
+) -> JSONResponse:
+    """Queue a video job (``restyle.api.submission``: quotas reserved first, ``Idempotency-Key`` honoured)."""
+    settings = jobs.settings
+
+    async def prepare(upload: Upload) -> Prepared:
+        return await _prepare_video(upload, query, settings)
+
+    spec = SubmitSpec(
+        kind="video",
+        field_name="video",
+        limit=settings.video_max_upload_bytes,
+        raw_types=("video/", "application/octet-stream"),
+        upload_name="input.bin",
+        prepare=prepare,
+    )
+    return await submit(request, jobs, caller, spec)
+
+
+def _resolve_visible(request: Request, store: JobStore, caller: Caller, style: str | None) -> Any:
+    """The style choice, 404 as for an unknown style when it is a user style of another key."""
+    choice = request.app.state.service.resolve(style)
+    owner = style_owner(store, choice.model)
+    if not caller.sees(owner):
+        raise UnknownStyle(f"unknown style {style!r}; see GET /v1/styles")
+    return choice
+
+
+async def _prepare_video(upload: Upload, query: VideoJobParams, settings: Settings) -> Prepared:
     from restyle.video.io import probe
 
-    settings = jobs.settings
-    # The per-key quota needs keys: without RESTYLE_API_KEYS every caller is "anonymous" and only the
-    # server-wide limit applies (one shared anonymous share would make max_jobs_per_key the global limit).
-    owner = owner_of(request) if request.app.state.api_keys else None
-    declared = request.headers.get("content-length", "")
-    jobs.check_quotas(owner, int(declared) if declared.isdigit() else 0)  # before reading a byte
-    store = jobs.store
-    job_id = store.new_id()
-    directory = store.job_dir(job_id)
-    directory.mkdir(parents=True)
-    recorded = False
-    try:
-        upload = await save_upload(
-            request,
-            directory / "input.bin",
-            field_name="video",
-            limit=settings.video_max_upload_bytes,
-            raw_types=("video/", "application/octet-stream"),
-        )
-        suffix = Path(upload.filename or "").suffix.lower()
-        input_name = f"input{suffix}" if suffix in VIDEO_SUFFIXES else "input.bin"
-        if input_name != "input.bin":
-            (directory / "input.bin").rename(directory / input_name)
-        params = _validate_params(query, upload.fields, settings)
-        jobs.check_storage(0)  # the upload itself may have filled the disk
-        choice = request.app.state.service.resolve(params.style)  # 404 for an unknown style, before decoding
-        # Probing decodes a frame: it takes an inference slot like any other decode (429 when the
-        # server is full), with the request deadline; 415 for a corrupt upload, 413 for huge frames.
-        state = request.app.state
-        info = await state.admission.run(
-            lambda: probe(directory / input_name, max_pixels=settings.video_max_frame_pixels),
-            deadline=time.monotonic() + state.settings.request_timeout,
-        )
-        length = max(0.0, info.duration - params.start) if info.duration else math.inf
-        if params.duration is not None:
-            length = min(length, params.duration)
-        if length > settings.video_max_duration and math.isfinite(length):
-            raise VideoTooLong(
-                f"the video is {length:.1f} s long; the limit is {settings.video_max_duration:g} s "
-                "(pass start and duration to stylize a part of it)"
-            )
-        # Always cap by the limit: the header's duration is a claim, not a fact (a file that says
-        # 5 s may hold hours of frames); read_frames counts decoded time and frames against it.
-        duration = (
-            settings.video_max_duration
-            if params.duration is None
-            else min(params.duration, settings.video_max_duration)
-        )
-        job = Job(
-            id=job_id,
-            kind="video",
-            state="queued",
-            style=choice.label,
-            params={
-                "max_size": params.max_size or settings.video_max_size,
-                "start": params.start,
-                "duration": duration,
-                "stabilize": params.stabilize,
-            },
-            created_at=time.time(),
-            input_name=input_name,
-            owner=owner or "anonymous",
-        )
-        recorded = True
-        store.enqueue(job)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        if recorded:
-            with contextlib.suppress(UserError):
-                store.forget(job_id)
-        raise
-    return JSONResponse(
-        JobResponse.of(job, settings.video_retention).model_dump(),
-        status_code=202,
-        headers={"Location": str(request.url_for("get_job", job_id=job.id))},
+    request, directory = upload.request, upload.directory
+    suffix = Path(upload.saved.filename or "").suffix.lower()
+    input_name = f"input{suffix}" if suffix in VIDEO_SUFFIXES else "input.bin"
+    if input_name != upload.path.name:
+        await run_in_threadpool(upload.path.rename, directory / input_name)
+    params = _validate_params(query, upload.saved.fields, settings)
+    # 404 for an unknown style (or another key's), before decoding
+    choice = await run_in_threadpool(_resolve_visible, request, upload.store, upload.caller, params.style)
+    # Probing decodes a frame: it takes an inference slot like any other decode (429 when the
+    # server is full), with the request deadline; 415 for a corrupt upload, 413 for huge frames.
+    state = request.app.state
+    info = await state.admission.run(
+        lambda: probe(directory / input_name, max_pixels=settings.video_max_frame_pixels),
+        deadline=time.monotonic() + state.settings.request_timeout,
     )
+    length = max(0.0, info.duration - params.start) if info.duration else math.inf
+    if params.duration is not None:
+        length = min(length, params.duration)
+    if length > settings.video_max_duration and math.isfinite(length):
+        raise VideoTooLong(
+            f"the video is {length:.1f} s long; the limit is {settings.video_max_duration:g} s "
+            "(pass start and duration to stylize a part of it)"
+        )
+    # Always cap by the limit: the header's duration is a claim, not a fact (a file that says
+    # 5 s may hold hours of frames); read_frames counts decoded time and frames against it.
+    duration = (
+        settings.video_max_duration if params.duration is None else min(params.duration, settings.video_max_duration)
+    )
+    job = Job(
+        id=upload.job_id,
+        kind="video",
+        state="queued",
+        style=choice.label,
+        params={
+            "max_size": params.max_size or settings.video_max_size,
+            "start": params.start,
+            "duration": duration,
+            "stabilize": params.stabilize,
+        },
+        created_at=time.time(),
+        input_name=input_name,
+        owner=upload.caller.record_owner,
+    )
+    body = JobResponse.of(job, settings.video_retention).model_dump()
+    return Prepared(job, body, location(request, request.app.url_path_for("get_job", job_id=job.id)))
 
 
 @router.get("/{job_id}", name="get_job", summary="State and progress of a job", response_model=JobResponse)
 async def get_job(
     job_id: str,
     jobs: JobsDep,
+    caller: CallerDep,
     wait: Annotated[
         float,
         Query(
@@ -383,23 +392,24 @@ async def get_job(
     request (measured with the test client): on a 2-core machine that slowed
     the job they were watching by ~9 % (``bench/video_jobs.py``).
     """
-    job = await run_in_threadpool(jobs.store.require, job_id)
+    job = await run_in_threadpool(lambda: visible_job(jobs.store, job_id, caller))
     deadline = time.monotonic() + wait
     while job.state in ACTIVE and time.monotonic() < deadline:
         await asyncio.sleep(min(WAIT_CHECK_S, max(0.0, deadline - time.monotonic())))
-        job = await run_in_threadpool(jobs.store.require, job_id)
+        job = await run_in_threadpool(lambda: visible_job(jobs.store, job_id, caller))
     return JobResponse.of(job, jobs.settings.video_retention)
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job", response_model=JobResponse)
-def cancel_job(job_id: str, jobs: JobsDep) -> JobResponse:
+def cancel_job(job_id: str, jobs: JobsDep, caller: CallerDep) -> JobResponse:
+    visible_job(jobs.store, job_id, caller)  # another key's job: 404, and nothing changes
     return JobResponse.of(jobs.cancel(job_id), jobs.settings.video_retention)
 
 
 @router.get("/{job_id}/result", summary="The stylized MP4", response_class=FileResponse)
-def get_result(job_id: str, jobs: JobsDep) -> FileResponse:
+def get_result(job_id: str, jobs: JobsDep, caller: CallerDep) -> FileResponse:
     store = jobs.store
-    job = store.require(job_id)
+    job = visible_job(store, job_id, caller)
     if job.state == "expired":
         raise JobExpired("this job's result was deleted after the retention period")
     if job.state in ("failed", "cancelled"):

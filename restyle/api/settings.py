@@ -93,7 +93,9 @@ class RuntimeSettings(BaseSettings):
     models: Path | None = Field(
         None, description="Extra directory of .onnx styles (the same RESTYLE_MODELS the CLI reads)."
     )
-    cache: Path | None = Field(None, description="Cache directory (TensorRT engines); unset = ~/.cache/restyle.")
+    cache: Path | None = Field(
+        None, description="Cache directory (ONNX Runtime optimised graphs, TensorRT engines); unset = ~/.cache/restyle."
+    )
 
 
 class Settings(RuntimeSettings):
@@ -135,8 +137,18 @@ class Settings(RuntimeSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Bearer keys; empty = no authentication. Comma-separated in the env."
     )
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys that see and manage every key's jobs and user styles (each is also an API key: "
+        "setting one turns authentication on). Comma-separated in the env.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed by CORS; empty = none (closed)."
+    )
+    public_url: str = Field(
+        "",
+        description="The server's public base URL (https://api.example.com) for Location headers; empty: "
+        "relative URLs. Never taken from the request's Host header.",
     )
 
     # --- jobs (video now, training later): queue, workers, storage, quotas ----------------------
@@ -161,6 +173,15 @@ class Settings(RuntimeSettings):
     max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting to run, server-wide; beyond: 429.")
     max_jobs_per_key: int = Field(10, ge=1, description="Unfinished jobs per API key (or per anonymous user): 429.")
     max_storage_bytes: int = Field(20_000_000_000, ge=1, description="Bytes under storage_root; beyond: 507.")
+    broker_timeout: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Longest wait for the job broker in a submit (a busy SQLite file, a slow Redis); beyond: 503.",
+    )
+    idempotency_ttl: float = Field(
+        24 * 3600.0, gt=0, description="Seconds the first answer to an Idempotency-Key is remembered."
+    )
     video_max_upload_bytes: int = Field(200_000_000, ge=1, description="Larger video uploads get 413.")
     video_max_duration: float = Field(120.0, gt=0, description="Longest video (seconds, after start/duration).")
     video_max_frame_pixels: int = Field(
@@ -208,10 +229,23 @@ class Settings(RuntimeSettings):
         "(the legacy tracer: an equivalent graph in ~4 s). Both are parity-checked.",
     )
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip()
+        if not value:
+            return ""
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+            raise ValueError(f"public_url must be http(s)://HOST[:PORT][/PATH], not {value!r}")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _check_sizes(self) -> Settings:
@@ -243,7 +277,11 @@ class Settings(RuntimeSettings):
         return self.threads or max(1, cpu_count() // self.effective_pool_size)
 
     def key_values(self) -> set[str]:
-        return {key.get_secret_value() for key in self.api_keys if key.get_secret_value()}
+        """Every key that authenticates: the API keys and the admin keys."""
+        return {key.get_secret_value() for key in [*self.api_keys, *self.admin_keys] if key.get_secret_value()}
+
+    def admin_key_values(self) -> set[str]:
+        return {key.get_secret_value() for key in self.admin_keys if key.get_secret_value()}
 
     def to_env(self) -> dict[str, str]:
         """The ``RESTYLE_*`` variables that rebuild this object (for uvicorn worker processes)."""
@@ -252,7 +290,7 @@ class Settings(RuntimeSettings):
             value = getattr(self, name)
             if value is None:
                 continue
-            if name == "api_keys":
+            if name in ("api_keys", "admin_keys"):
                 text = ",".join(key.get_secret_value() for key in value)
             elif name == "cors_origins":
                 text = ",".join(value)

@@ -22,11 +22,18 @@ name's status is that of its newest job. The model files live in the user
 models folder (``Settings.user_models_dir``), which every replica and worker
 scans on each look-up, so a new style is usable at once and a deleted one is
 gone at once, without a restart.
+
+Submission is ``restyle.api.submission`` (shared with video jobs). With API
+keys a user style belongs to the key that trained it (``style-owner:NAME``
+in the broker, written when its training is queued): other keys get 404 for
+its status, preview, cancel and delete; an admin key sees and manages all.
+A model nobody owns (bundled, or put into the models folder by the operator)
+is visible to every key; only an admin key may delete an unowned user model.
+Names stay one namespace: a name taken by another key's style is a 409.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import time
@@ -36,13 +43,26 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from restyle.api.deps import require_api_key
-from restyle.api.errors import BodyTimeout
-from restyle.api.jobs import JobNotReady, JobQueue, JobResponse, get_jobs, owner_of
+from restyle.api.deps import Caller, CallerDep, get_caller, require_api_key
+from restyle.api.jobs import JobNotReady, JobQueue, JobResponse, get_jobs
 from restyle.api.schemas import ErrorResponse
 from restyle.api.service import StyleService
-from restyle.api.uploads import body_error, save_upload, with_form_fields
+from restyle.api.submission import (
+    IDEMPOTENCY_PARAMETER,
+    RESERVED,
+    Prepared,
+    SubmitSpec,
+    Upload,
+    forget_style_owner,
+    location,
+    set_style_owner,
+    style_owner,
+    style_owners,
+    submit,
+)
+from restyle.api.uploads import body_error, with_form_fields
 from restyle.errors import UnknownStyle, UserError
 from restyle.imaging import decode_image, encode_image
 from restyle.jobs.store import ACTIVE, Job, JobStore
@@ -73,6 +93,12 @@ class StyleBusy(UserError):
 
 class PreviewNotReady(UserError):
     http_status = 404
+
+
+class Forbidden(UserError):
+    """A user model no key owns (the operator installed it): only an admin key may delete it."""
+
+    http_status = 403
 
 
 # -- request and response models ----------------------------------------------------------------------
@@ -113,7 +139,11 @@ class StyleStatus(BaseModel):
     step: int = Field(description="Training steps done.")
     steps: int = Field(description="Training steps planned (0 when unknown).")
     error: str | None = Field(None, description="Why the training failed or was cancelled.")
-    job_id: str | None = Field(None, description="The training job (GET /v1/jobs/{id}), while it is on record.")
+    job_id: str | None = Field(
+        None,
+        description="The training job (GET /v1/jobs/{id}), while it is on record; shown only to the key that owns "
+        "it (and admin keys).",
+    )
     preview_url: str | None = Field(
         None,
         description="An image of the style: the training preview while it trains, the sample photo in the style "
@@ -126,14 +156,16 @@ _errors = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         401: "Missing or wrong API key (only when keys are configured).",
-        403: "A bundled style: only user styles can be deleted.",
-        404: "Unknown style (or base model).",
-        409: "The name is taken (by a style or a training in progress), or the training is still stopping.",
+        403: "A bundled style (only user styles can be deleted), or a user model no key owns (admin keys only).",
+        404: "Unknown style (or base model), or another API key's style.",
+        408: "The upload did not arrive within RESTYLE_BODY_TIMEOUT.",
+        409: "The name is taken (by a style or a training in progress), the training is still stopping, or a "
+        "request with the same Idempotency-Key is in progress.",
         413: "Upload over max_upload_bytes, or image over max_pixels (a decompression bomb).",
         415: "Not an image, truncated, or an unsupported content type.",
         422: "Invalid name or steps, a single-style base, an image under 64 px, or no image.",
         429: "The job queue, or this key's share of it, is full.",
-        503: "The job queue (broker) is unavailable.",
+        503: "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT.",
         507: "Job storage is full.",
     }.items()
 }
@@ -173,10 +205,46 @@ def _service(request: Request) -> StyleService:
     return request.app.state.service
 
 
-def _jobs_of(store: JobStore, name: str) -> list[Job]:
-    """The style jobs for ``name`` still on record (not expired), oldest first."""
-    found = [j for j in store.all() if j.kind == "style" and j.style == name and j.state != "expired"]
+def _jobs_of(store: JobStore, name: str, owner: str | None = None) -> list[Job]:
+    """The style jobs for ``name`` still on record (not expired), oldest first; only ``owner``'s when given."""
+    found = [
+        j
+        for j in store.all()
+        if j.kind == "style"
+        and j.style == name
+        and j.state not in ("expired", RESERVED)
+        and (owner is None or j.owner == owner)
+    ]
     return sorted(found, key=lambda j: j.created_at)
+
+
+def _owned(store: JobStore, caller: Caller, name: str) -> tuple[str | None, list[Job]]:
+    """The owner of the style ``name`` and its jobs (that owner's); 404 when it is another key's.
+
+    Another key's style answers exactly as a style that does not exist, so its
+    existence is not revealed (only a name-taken 409 on creation reveals it).
+    """
+    if not valid_name(name):
+        raise UnknownStyle(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
+    owner = style_owner(store, name)
+    if not caller.sees(owner):
+        raise UnknownStyle(f"unknown style {name!r}; see GET /v1/styles")
+    return owner, _jobs_of(store, name, owner)
+
+
+def hidden_styles(store: JobStore, caller: Caller) -> set[str]:
+    """The user styles the caller must not see (other keys'): for the catalogue (``GET /v1/styles``)."""
+    if not caller.keyed or caller.admin:
+        return set()
+    return {name for name, owner in style_owners(store).items() if not caller.sees(owner)}
+
+
+def style_visible(request: Request, name: str) -> bool:
+    """Whether the request's caller may see (and use) the style or model ``name``: False for another key's."""
+    caller = get_caller(request)
+    if not caller.keyed or caller.admin:
+        return True
+    return caller.sees(style_owner(request.app.state.jobs.store, name.split(":", 1)[0]))
 
 
 def _installed(service: StyleService, name: str) -> tuple[str, str | None, str] | None:
@@ -193,11 +261,10 @@ def _url(request: Request, route: str, name: str) -> str:
     return request.scope.get("root_path", "") + request.app.url_path_for(route, name=name)
 
 
-def _status(request: Request, service: StyleService, store: JobStore, name: str) -> StyleStatus:
-    if not valid_name(name):
-        raise UnknownStyle(f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
-    jobs = _jobs_of(store, name)
+def _status(request: Request, service: StyleService, store: JobStore, name: str, caller: Caller) -> StyleStatus:
+    _, jobs = _owned(store, caller, name)
     job = jobs[-1] if jobs else None
+    job_id = job.id if job is not None and caller.owns(job.owner) else None  # job ids only to their owner
     training_preview = (
         _url(request, "style_training_preview", name)
         if job is not None and (store.job_dir(job.id) / PREVIEW).is_file()
@@ -217,7 +284,7 @@ def _status(request: Request, service: StyleService, store: JobStore, name: str)
             progress=1.0,
             step=steps,
             steps=steps,
-            job_id=job.id if job is not None else None,
+            job_id=job_id,
             preview_url=_url(request, "style_preview", name),
             training_preview_url=training_preview,
         )
@@ -231,7 +298,7 @@ def _status(request: Request, service: StyleService, store: JobStore, name: str)
         step=job.frames_done,
         steps=job.frames_total or int(job.params.get("steps", 0)),
         error=job.error,
-        job_id=job.id,
+        job_id=job_id,
         preview_url=training_preview,
         training_preview_url=training_preview,
     )
@@ -276,14 +343,15 @@ def _prepare_image(data: bytes, max_pixels: int) -> bytes:
     return encode_image(np.ascontiguousarray(image), "png")
 
 
-def _stop_training(jobs: JobQueue, store: JobStore, name: str) -> None:
-    """Cancel every queued or running training of ``name`` and wait until none runs (``StyleBusy`` after a while)."""
+def _stop_training(jobs: JobQueue, store: JobStore, name: str, owner: str | None) -> None:
+    """Cancel every queued or running training of ``name`` (``owner``'s) and wait until none runs (``StyleBusy``
+    after a while)."""
     deadline = time.monotonic() + STOP_WAIT_S
-    for job in _jobs_of(store, name):
+    for job in _jobs_of(store, name, owner):
         if job.state in ACTIVE:
             with contextlib.suppress(JobNotReady):  # finished meanwhile
                 jobs.cancel(job.id)
-    while any(j.state == "running" for j in _jobs_of(store, name)):
+    while any(j.state == "running" for j in _jobs_of(store, name, owner)):
         if time.monotonic() > deadline:
             raise StyleBusy(f"the training of {name!r} is still stopping; retry in a few seconds")
         time.sleep(0.1)
@@ -295,83 +363,75 @@ def _stop_training(jobs: JobQueue, store: JobStore, name: str) -> None:
     status_code=202,
     summary="Train a new style from an image",
     response_model=StyleAccepted,
-    openapi_extra=_CREATE_BODY,
+    openapi_extra={**_CREATE_BODY, "parameters": [IDEMPOTENCY_PARAMETER]},
     responses={
         202: {"headers": {"Location": {"description": "/v1/styles/NAME", "schema": {"type": "string"}}}},
-        **{code: _errors[code] for code in (404, 409, 413, 415, 422, 429, 503, 507)},
+        **{code: _errors[code] for code in (404, 408, 409, 413, 415, 422, 429, 503, 507)},
     },
 )
-async def create_style(request: Request, jobs: JobsDep, query: Annotated[StyleJobParams, Query()]) -> JSONResponse:
+async def create_style(
+    request: Request, jobs: JobsDep, caller: CallerDep, query: Annotated[StyleJobParams, Query()]
+) -> JSONResponse:
     """Queue the training of a new style (``restyle train --add-style`` in a worker); 202 at once.
 
     Follow it at ``status_url``; once ``ready`` the name works as ``style`` in
     ``/v1/stylize`` and in video jobs, and appears in ``GET /v1/styles``.
     """
     settings = jobs.settings
+
+    async def prepare(upload: Upload) -> Prepared:
+        return await _prepare_style(upload, query)
+
+    spec = SubmitSpec(
+        kind="style",
+        field_name="image",
+        limit=settings.max_upload_bytes,
+        raw_types=("image/", "application/octet-stream"),
+        upload_name="upload.bin",
+        prepare=prepare,
+    )
+    return await submit(request, jobs, caller, spec)
+
+
+async def _prepare_style(upload: Upload, query: StyleJobParams) -> Prepared:
+    request, store, directory = upload.request, upload.store, upload.directory
+    settings = request.app.state.settings
     service = _service(request)
-    state = request.app.state
-    owner = owner_of(request) if state.api_keys else None  # per-key quota only with keys, as for video jobs
-    declared = request.headers.get("content-length", "")
-    jobs.check_quotas(owner, int(declared) if declared.isdigit() else 0)  # before reading a byte
-    store = jobs.store
-    job_id = store.new_id()
-    directory = store.job_dir(job_id)
-    directory.mkdir(parents=True)
-    recorded = False
-    try:
-        upload_path = directory / "upload.bin"
-        try:
-            upload = await asyncio.wait_for(
-                save_upload(
-                    request,
-                    upload_path,
-                    field_name="image",
-                    limit=settings.max_upload_bytes,
-                    raw_types=("image/", "application/octet-stream"),
-                ),
-                timeout=settings.body_timeout,
-            )
-        except TimeoutError:
-            raise BodyTimeout(f"the upload did not arrive within {settings.body_timeout:g} s") from None
-        params = with_form_fields(query, upload.fields)
-        name = params.name
-        if not name:
-            raise body_error("name", "a new style needs a name", "missing")
-        if not valid_name(name):
-            raise body_error("name", f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
-        steps = params.steps or settings.style_steps
-        if steps > settings.style_max_steps:
-            raise body_error("steps", f"steps must be at most {settings.style_max_steps}", "less_than_equal")
-        _check_name_free(service, store, name)
-        base = _check_base(service, params.base or settings.style_base)
-        jobs.check_storage(0)  # the upload itself may have filled the disk
-        # Decoding takes an inference slot like any other decode (429 when the server is full), with the
-        # request deadline: 415 not an image, 413 a bomb (from the header, before decoding), 422 too small.
-        data = upload_path.read_bytes()
-        png = await state.admission.run(
-            lambda: _prepare_image(data, settings.max_pixels), deadline=time.monotonic() + settings.request_timeout
-        )
+    params = with_form_fields(query, upload.saved.fields)
+    name = params.name
+    if not name:
+        raise body_error("name", "a new style needs a name", "missing")
+    if not valid_name(name):
+        raise body_error("name", f"invalid style name {name!r}: use lowercase letters, digits, '-' and '_'")
+    steps = params.steps or settings.style_steps
+    if steps > settings.style_max_steps:
+        raise body_error("steps", f"steps must be at most {settings.style_max_steps}", "less_than_equal")
+    await run_in_threadpool(_check_name_free, service, store, name)
+    base = await run_in_threadpool(_check_base, service, params.base or settings.style_base)
+    # Decoding takes an inference slot like any other decode (429 when the server is full), with the
+    # request deadline: 415 not an image, 413 a bomb (from the header, before decoding), 422 too small.
+    png = await request.app.state.admission.run(
+        lambda: _prepare_image(upload.path.read_bytes(), settings.max_pixels),
+        deadline=time.monotonic() + settings.request_timeout,
+    )
+
+    def store_image() -> None:
         (directory / "style.png").write_bytes(png)
-        upload_path.unlink()
-        job = Job(
-            id=job_id,
-            kind="style",
-            state="queued",
-            style=name,
-            params={"base": base, "steps": steps},
-            created_at=time.time(),
-            input_name="style.png",
-            owner=owner or "anonymous",
-            frames_total=steps,
-        )
-        recorded = True
-        store.enqueue(job)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        if recorded:
-            with contextlib.suppress(UserError):
-                store.forget(job_id)
-        raise
+        upload.path.unlink()
+
+    await run_in_threadpool(store_image)
+    owner = upload.caller.record_owner
+    job = Job(
+        id=upload.job_id,
+        kind="style",
+        state="queued",
+        style=name,
+        params={"base": base, "steps": steps},
+        created_at=time.time(),
+        input_name="style.png",
+        owner=owner,
+        frames_total=steps,
+    )
     status_url = _url(request, "style_status", name)
     body = StyleAccepted(
         name=name,
@@ -379,7 +439,14 @@ async def create_style(request: Request, jobs: JobsDep, query: Annotated[StyleJo
         status_url=status_url,
         preview_url=_url(request, "style_training_preview", name),
     )
-    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": status_url})
+    return Prepared(
+        job,
+        body.model_dump(),
+        location(request, request.app.url_path_for("style_status", name=name)),
+        # Under the broker lock, just before the enqueue: two requests racing for one name are settled here.
+        check=lambda: _check_name_free(service, store, name),
+        on_commit=lambda: set_style_owner(store, name, owner, job.id),
+    )
 
 
 @router.get(
@@ -389,8 +456,8 @@ async def create_style(request: Request, jobs: JobsDep, query: Annotated[StyleJo
     response_model=StyleStatus,
     responses={404: _errors[404]},
 )
-def get_style(name: str, request: Request, jobs: JobsDep) -> StyleStatus:
-    return _status(request, _service(request), jobs.store, name)
+def get_style(name: str, request: Request, jobs: JobsDep, caller: CallerDep) -> StyleStatus:
+    return _status(request, _service(request), jobs.store, name, caller)
 
 
 @router.get(
@@ -400,12 +467,10 @@ def get_style(name: str, request: Request, jobs: JobsDep) -> StyleStatus:
     response_class=FileResponse,
     responses={200: {"content": {"image/png": {}}}, 404: _errors[404]},
 )
-def training_preview(name: str, request: Request, jobs: JobsDep) -> FileResponse:
+def training_preview(name: str, request: Request, jobs: JobsDep, caller: CallerDep) -> FileResponse:
     """The newest sample grid of the style's training (the photo above, the style below); 404 before the first."""
     store = jobs.store
-    if not valid_name(name):
-        raise UnknownStyle(f"invalid style name {name!r}")
-    found = _jobs_of(store, name)
+    _, found = _owned(store, caller, name)
     path = store.job_dir(found[-1].id) / PREVIEW if found else None
     if path is None or not path.is_file():
         if not found and _installed(_service(request), name) is None:
@@ -418,17 +483,24 @@ def training_preview(name: str, request: Request, jobs: JobsDep) -> FileResponse
     "/{name}/cancel",
     summary="Stop a style's training",
     response_model=StyleStatus,
-    responses={404: _errors[404], 409: {"model": ErrorResponse, "description": "No training of it is in progress."}},
+    responses={
+        403: {"model": ErrorResponse, "description": "A training no key owns (keys configured): admin keys only."},
+        404: _errors[404],
+        409: {"model": ErrorResponse, "description": "No training of it is in progress."},
+    },
 )
-def cancel_style(name: str, request: Request, jobs: JobsDep) -> StyleStatus:
+def cancel_style(name: str, request: Request, jobs: JobsDep, caller: CallerDep) -> StyleStatus:
     """Cancel the queued or running training of ``name`` (at once when queued, within a step when running)."""
-    status = _status(request, _service(request), jobs.store, name)  # 404 for unknown names
-    active = [j for j in _jobs_of(jobs.store, name) if j.state in ACTIVE]
+    status = _status(request, _service(request), jobs.store, name, caller)  # 404 for unknown (or others') names
+    owner, found = _owned(jobs.store, caller, name)
+    active = [j for j in found if j.state in ACTIVE]
     if not active:
         raise JobNotReady(f"no training of {name!r} is queued or running (it is {status.state})")
+    if not caller.owns(owner):
+        raise Forbidden(f"the training of {name!r} belongs to no API key; only an admin key may cancel it")
     for job in active:
         jobs.cancel(job.id)
-    return _status(request, _service(request), jobs.store, name)
+    return _status(request, _service(request), jobs.store, name, caller)
 
 
 @router.delete(
@@ -438,12 +510,11 @@ def cancel_style(name: str, request: Request, jobs: JobsDep) -> StyleStatus:
     response_class=Response,
     responses={204: {"description": "Deleted."}, **{code: _errors[code] for code in (403, 404, 409, 503)}},
 )
-def delete_style(name: str, request: Request, jobs: JobsDep) -> Response:
+def delete_style(name: str, request: Request, jobs: JobsDep, caller: CallerDep) -> Response:
     """Stop the style's training if any, then remove its model files atomically; bundled styles are refused (403)."""
-    if not valid_name(name):
-        raise UnknownStyle(f"invalid style name {name!r}")
     service = _service(request)
     store = jobs.store
+    owner, found = _owned(store, caller, name)  # another key's style: 404, and nothing changes
     installed = _installed(service, name)
     if installed is not None:
         model, inner, source = installed
@@ -451,12 +522,15 @@ def delete_style(name: str, request: Request, jobs: JobsDep) -> Response:
             raise BundledStyle(f"{name!r} is a bundled style; only user styles can be deleted")
         if inner is not None and model != name:
             raise StyleNameTaken(f"{name!r} is one style of the model {model!r}; delete {model!r} to remove it")
-    elif not _jobs_of(store, name):
+    elif not found:
         raise UnknownStyle(f"unknown style {name!r}; see GET /v1/styles")
+    if not caller.owns(owner):
+        raise Forbidden(f"the style {name!r} belongs to no API key; only an admin key may delete it")
     # Cancel first, then remove: a training that installs its model meanwhile sees the cancel and undoes it.
-    _stop_training(jobs, store, name)
+    _stop_training(jobs, store, name, owner)
     remove_model(jobs.settings.user_models_dir, name)
-    for job in _jobs_of(store, name):
+    forget_style_owner(store, name)
+    for job in _jobs_of(store, name, owner):
         shutil.rmtree(store.job_dir(job.id), ignore_errors=True)
         store.forget(job.id)
     return Response(status_code=204)

@@ -5,25 +5,29 @@ route's list, e.g. ``image/*`` or ``video/*``, or
 ``application/octet-stream``) or one multipart file field, and copies it
 chunk by chunk into a sink, with the limit checked as bytes arrive. A photo
 goes to memory (``read_upload``); a video may be hundreds of megabytes, so
-it goes to disk (``save_upload``). Errors are the
-API's shared ones (``restyle.api.errors``): 413 body too large, 415 wrong
-content type, 422 a missing field, all in the one JSON error shape.
+it goes to disk (``save_upload``), written in 1 MB pieces off the event loop.
+The whole body must arrive within ``RESTYLE_BODY_TIMEOUT`` seconds, for every
+route (408). Errors are the API's shared ones (``restyle.api.errors``): 408
+too slow, 413 body too large, 415 wrong content type, 422 a missing field,
+all in the one JSON error shape.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import IO, Protocol, TypeVar
 
+from anyio import to_thread
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from restyle.api.errors import BodyTooLarge, UnsupportedMediaType
+from restyle.api.errors import BodyTimeout, BodyTooLarge, UnsupportedMediaType
 
 _CHUNK = 1 << 20
 P = TypeVar("P", bound=BaseModel)
@@ -57,7 +61,39 @@ def with_form_fields(query: P, fields: dict[str, str]) -> P:
 
 
 class _Sink(Protocol):
-    def write(self, data: bytes, /) -> Any: ...
+    async def write(self, data: bytes, /) -> None: ...
+
+
+class _MemorySink:
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+
+    async def write(self, data: bytes, /) -> None:
+        self.buffer.write(data)
+
+
+class _FileSink:
+    """Collects chunks and writes them to ``fh`` in ``_CHUNK`` pieces on a worker thread (disk I/O off the loop)."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+        self.pending = bytearray()
+
+    async def write(self, data: bytes, /) -> None:
+        self.pending += data
+        if len(self.pending) >= _CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending:
+            data = bytes(self.pending)
+            self.pending.clear()
+            await to_thread.run_sync(self.fh.write, data)
+
+
+def _body_timeout(request: Request) -> float | None:
+    settings = getattr(request.app.state, "settings", None)
+    return getattr(settings, "body_timeout", None)
 
 
 async def receive_upload(
@@ -68,13 +104,29 @@ async def receive_upload(
     limit: int,
     raw_types: tuple[str, ...],
     what: str = "file",
+    timeout: float | None = None,
 ) -> SavedUpload:
     """Copy the upload into ``sink`` chunk by chunk, raising before more than ``limit`` bytes have arrived.
 
     The one reader behind every upload route: a multipart form with one file
     field ``field_name`` (its other string fields come back as ``fields``),
-    or a raw body whose content type starts with one of ``raw_types``.
+    or a raw body whose content type starts with one of ``raw_types``. The
+    body must arrive within ``timeout`` seconds (default: the app's
+    ``body_timeout``), else ``BodyTimeout`` (408).
     """
+    timeout = _body_timeout(request) if timeout is None else timeout
+    reading = _receive(request, sink, field_name=field_name, limit=limit, raw_types=raw_types, what=what)
+    if timeout is None:
+        return await reading
+    try:
+        return await asyncio.wait_for(reading, timeout=timeout)
+    except TimeoutError:
+        raise BodyTimeout(f"the upload did not arrive within {timeout:g} s") from None
+
+
+async def _receive(
+    request: Request, sink: _Sink, *, field_name: str, limit: int, raw_types: tuple[str, ...], what: str
+) -> SavedUpload:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         try:
@@ -87,7 +139,8 @@ async def receive_upload(
                 raise body_error(field_name, f"a multipart request needs a {field_name!r} file field", "missing")
             size = 0
             while chunk := await upload.read(_CHUNK):
-                size = _take(sink, chunk, size, limit)
+                size = _count(chunk, size, limit)
+                await sink.write(chunk)
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             filename = upload.filename
         finally:
@@ -95,7 +148,8 @@ async def receive_upload(
     elif content_type.startswith(raw_types):
         size = 0
         async for chunk in request.stream():
-            size = _take(sink, chunk, size, limit)
+            size = _count(chunk, size, limit)
+            await sink.write(chunk)
         fields, filename = {}, None
     else:
         raise UnsupportedMediaType(
@@ -108,11 +162,10 @@ async def receive_upload(
     return SavedUpload(size, filename, fields)
 
 
-def _take(sink: _Sink, chunk: bytes, size: int, limit: int) -> int:
+def _count(chunk: bytes, size: int, limit: int) -> int:
     size += len(chunk)
     if size > limit:
         raise BodyTooLarge(f"the upload is larger than the limit of {limit} bytes")
-    sink.write(chunk)
     return size
 
 
@@ -120,14 +173,20 @@ async def save_upload(
     request: Request, target: Path, *, field_name: str, limit: int, raw_types: tuple[str, ...]
 ) -> SavedUpload:
     """Stream the upload to the file ``target`` (videos, style images): it never sits in memory."""
-    with open(target, "wb") as fh:
-        return await receive_upload(request, fh, field_name=field_name, limit=limit, raw_types=raw_types)
+    fh = await to_thread.run_sync(open, target, "wb")
+    try:
+        sink = _FileSink(fh)
+        saved = await receive_upload(request, sink, field_name=field_name, limit=limit, raw_types=raw_types)
+        await sink.flush()
+        return saved
+    finally:
+        fh.close()  # no await here: this also runs when the request is cancelled
 
 
 async def read_upload(
     request: Request, *, field_name: str, limit: int, raw_types: tuple[str, ...], what: str = "file"
 ) -> tuple[bytes, SavedUpload]:
     """The upload in memory (photos: decoded from bytes at once), at most ``limit`` bytes."""
-    buf = io.BytesIO()
-    saved = await receive_upload(request, buf, field_name=field_name, limit=limit, raw_types=raw_types, what=what)
-    return buf.getvalue(), saved
+    sink = _MemorySink()
+    saved = await receive_upload(request, sink, field_name=field_name, limit=limit, raw_types=raw_types, what=what)
+    return sink.buffer.getvalue(), saved
