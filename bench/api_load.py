@@ -90,7 +90,7 @@ class Server:
     """``python -m restyle serve --port 0`` with the given RESTYLE_* settings; the port comes from its banner."""
 
     def __init__(self, models: Path, env: dict[str, str]):
-        from restyle.api.settings import child_environment
+        from restyle.settings import child_environment
 
         full = child_environment(drop_restyle=True)
         full.update({"RESTYLE_BUNDLED": "false", "RESTYLE_ACCESS_LOG": "false", "RESTYLE_LOG_LEVEL": "info"})
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 3.0 if args.quick and args.seconds == 20.0 else args.seconds
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
 
-    from restyle.api.settings import Settings, cpu_count
+    from restyle.settings import Settings, cpu_count
 
     settings = Settings(pool_size=args.pool_size, threads=args.threads, _env_file=None)  # type: ignore[call-arg]
     pool, threads = settings.effective_pool_size, settings.effective_threads

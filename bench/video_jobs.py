@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     from fastapi.testclient import TestClient
 
     from restyle.api.app import create_app
-    from restyle.api.settings import Settings, child_environment
     from restyle.runtime import Registry, StylizeOptions
+    from restyle.settings import Settings, child_environment
     from restyle.video.stylize import stylize_video
 
     work = Path(tempfile.mkdtemp(prefix="restyle-bench-jobs-"))

@@ -30,8 +30,8 @@ from restyle.api.metrics import Metrics
 from restyle.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from restyle.api.routes import STATIC_DIR, api, ops, public
 from restyle.api.service import StyleService
-from restyle.api.settings import Settings
 from restyle.api.styles import router as styles_router
+from restyle.settings import Settings
 
 DESCRIPTION = """Real-time neural style transfer.
 

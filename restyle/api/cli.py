@@ -23,10 +23,6 @@ import sys
 import threading
 import time
 
-from pydantic import ValidationError
-
-from restyle.errors import UserError
-
 log = logging.getLogger("restyle.api")
 
 
@@ -52,18 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def settings_from(overrides: dict[str, object]):  # -> Settings (imported lazily: keeps 'restyle --help' fast)
-    """``Settings`` from the environment plus the flags given; a bad value is one line, not a traceback."""
-    from restyle.api.settings import Settings
+def _settings_from(args: argparse.Namespace):  # -> Settings (imported lazily: keeps 'restyle --help' fast)
+    from restyle.settings import settings_from
 
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"invalid settings: {problems}") from None
-
-
-def _settings_from(args: argparse.Namespace):  # -> Settings
     names = {"host": "host", "port": "port", "models": "models", "workers": "workers"}
     names |= {"job_workers": "job_workers", "broker": "broker_url", "storage_root": "storage_root"}
     return settings_from({field: getattr(args, flag, None) for flag, field in names.items()})
@@ -72,7 +59,7 @@ def _settings_from(args: argparse.Namespace):  # -> Settings
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from restyle.api.settings import export_to_environment
+    from restyle.settings import export_to_environment
 
     settings = _settings_from(args)
     export_to_environment(settings)  # uvicorn's worker processes rebuild the same Settings from it
@@ -153,7 +140,7 @@ class JobWorkerSupervisor:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen:
-        from restyle.api.settings import child_environment
+        from restyle.settings import child_environment
 
         return subprocess.Popen(self.command, env=child_environment(self.settings), start_new_session=True)
 

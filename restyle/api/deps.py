@@ -24,7 +24,7 @@ from restyle.api.errors import Unauthorized
 from restyle.api.inference import DirectInference, MicroBatcher
 from restyle.api.metrics import Metrics
 from restyle.api.service import StyleService
-from restyle.api.settings import Settings
+from restyle.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:

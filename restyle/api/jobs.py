@@ -45,7 +45,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from restyle.api.deps import Caller, CallerDep, bearer_token, key_identity, require_api_key
-from restyle.api.settings import Settings
 from restyle.api.submission import (
     IDEMPOTENCY_PARAMETER,
     RESERVED,
@@ -61,6 +60,7 @@ from restyle.api.submission import (
 from restyle.api.uploads import with_form_fields
 from restyle.errors import UnknownStyle, UserError
 from restyle.jobs.store import ACTIVE, FINISHED, Job, JobNotFound, JobStore, QueueUnavailable, describe_broker
+from restyle.settings import Settings
 
 __all__ = ["JobQueue", "JobResponse", "QueueFull", "StorageFull", "get_jobs", "owner_of", "router", "visible_job"]
 

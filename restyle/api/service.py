@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from restyle.api.settings import Settings
 from restyle.errors import UnknownStyle, UserError, scrub
 from restyle.imaging import decode_image, encode_image, fit_max_size
 from restyle.runtime import Registry, StylizeOptions
 from restyle.runtime.model_info import ModelInfo
 from restyle.runtime.registry import file_version
 from restyle.runtime.stylizer import Stylizer
+from restyle.settings import Settings
 
 log = logging.getLogger("restyle.api")
 

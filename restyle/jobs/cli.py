@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from restyle.api.cli import settings_from
     from restyle.errors import UserError
+    from restyle.settings import settings_from
 
     if not 1 <= args.processes <= 64:
         raise UserError(f"--processes must be between 1 and 64, not {args.processes}")

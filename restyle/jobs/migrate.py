@@ -19,8 +19,8 @@ from pathlib import Path
 
 from huey import Huey
 
-from restyle.api.settings import Settings
 from restyle.jobs.store import Job, JobStore
+from restyle.settings import Settings
 
 log = logging.getLogger("restyle.jobs")
 

@@ -40,8 +40,8 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.constants import EmptyData
 
-from restyle.api.settings import Settings
 from restyle.errors import UserError
+from restyle.settings import Settings
 
 log = logging.getLogger("restyle.jobs")
 

@@ -44,7 +44,6 @@ from typing import Any
 from huey import Huey
 from huey.consumer import Consumer, ProcessEnvironment, Scheduler, Worker
 
-from restyle.api.settings import Settings
 from restyle.errors import UserError, scrub
 from restyle.jobs.store import (
     BROKER_ERRORS,
@@ -55,6 +54,7 @@ from restyle.jobs.store import (
     QueueUnavailable,
     worker_id,
 )
+from restyle.settings import Settings
 
 log = logging.getLogger("restyle.jobs")
 

@@ -61,7 +61,7 @@ def cli_registry(models: str | None) -> Registry:
 
     The runtime reads no environment itself; ``RuntimeSettings`` does, for every front end alike.
     """
-    from restyle.api.settings import RuntimeSettings
+    from restyle.settings import RuntimeSettings
 
     env = RuntimeSettings()
     return Registry(user_dir=models or env.models, cache_dir=env.cache)

@@ -25,7 +25,7 @@ class DistInfo:
 
 def init_distributed(device_kind: str) -> DistInfo:
     """Join the process group torchrun describes in the environment (no-op when not under torchrun)."""
-    from restyle.api.settings import TorchrunEnv
+    from restyle.settings import TorchrunEnv
 
     env = TorchrunEnv()
     world, rank, local_rank = env.world_size, env.rank, env.local_rank

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from restyle.api.settings import Settings
     from restyle.jobs.store import Job, JobStore
+    from restyle.settings import Settings
     from restyle.train.config import TrainConfig
 
 log = logging.getLogger("restyle.jobs")

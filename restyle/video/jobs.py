@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from restyle.runtime import StylizeOptions
 
 if TYPE_CHECKING:
-    from restyle.api.settings import Settings
     from restyle.jobs.store import Job, JobStore
+    from restyle.settings import Settings
 
 
 def run_video_job(

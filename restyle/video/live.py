@@ -33,7 +33,7 @@ def check_gui() -> None:
 
     if not _built_with_gui(cv2):
         raise NoDisplay(_HEADLESS)
-    from restyle.api.settings import DisplayEnv
+    from restyle.settings import DisplayEnv
 
     if sys.platform.startswith("linux") and not DisplayEnv().present:
         # Checked before any window call: GTK builds may abort the process when there is no display.

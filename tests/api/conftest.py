@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from restyle.api.app import create_app
-from restyle.api.settings import Settings
+from restyle.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "restyle" / "assets" / "sample.jpg"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from restyle.api.settings import Settings
 from restyle.cli import main
+from restyle.settings import Settings
 
 
 def test_serve_help_lists_the_flags(capsys: pytest.CaptureFixture[str]) -> None:

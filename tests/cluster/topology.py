@@ -173,8 +173,8 @@ class Cluster:
         return proc
 
     def record(self, job_id: str):  # -> restyle.jobs.store.Job: what the workers wrote, read as an operator would
-        from restyle.api.settings import Settings
         from restyle.jobs.store import JobStore, make_huey
+        from restyle.settings import Settings
 
         settings = Settings(broker_url=self.env["RESTYLE_BROKER_URL"], storage_root=self.root / "storage")
         return JobStore(make_huey(settings), settings).require(job_id)

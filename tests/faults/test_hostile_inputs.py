@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from bench.hostile import build_corpus
 from restyle.api.app import create_app
-from restyle.api.settings import Settings
+from restyle.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 MIME = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif", ".tiff": "image/tiff"}

@@ -7,9 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from restyle.api.settings import Settings
 from restyle.jobs.migrate import import_legacy
 from restyle.jobs.store import JobStore, make_huey
+from restyle.settings import Settings
 
 _OLD_SCHEMA = """
 CREATE TABLE jobs (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from restyle.api.settings import Settings
 from restyle.jobs.store import Job, JobStore, make_huey
+from restyle.settings import Settings
 
 
 def _store(root: Path) -> JobStore:

@@ -29,8 +29,8 @@ from fastapi.testclient import TestClient
 
 from restyle.api.app import create_app
 from restyle.api.cli import JobWorkerSupervisor
-from restyle.api.settings import Settings
 from restyle.jobs.store import JobStore, make_huey
+from restyle.settings import Settings
 
 VIDEO = {"content-type": "video/mp4"}
 

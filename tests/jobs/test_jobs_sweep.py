@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from restyle.api.settings import Settings
 from restyle.jobs.store import Job, JobStore, make_huey
 from restyle.jobs.worker import LOST_MESSAGE_GRACE_S, run_delivery, sweep
+from restyle.settings import Settings
 
 VIDEO = {"content-type": "video/mp4"}
 

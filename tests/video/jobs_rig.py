@@ -15,8 +15,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from restyle.api.app import create_app
-from restyle.api.settings import Settings, child_environment
 from restyle.jobs.worker import WorkerService
+from restyle.settings import Settings, child_environment
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from restyle.api.settings import Settings
 from restyle.jobs.store import JobStore, make_huey
 from restyle.jobs.worker import sweep
+from restyle.settings import Settings
 from tests.video.clips import audio_packets, moving_scene, video_summary, write_clip
 from tests.video.jobs_rig import make, wait, wait_frames
 

@@ -1,4 +1,4 @@
-"""Every server setting in one typed object, read from ``RESTYLE_*`` environment variables.
+"""Every setting in one typed object, read from ``RESTYLE_*`` environment variables.
 
 One object (not scattered ``os.environ`` look-ups) so that the CLI, the app
 factory, the tests and the documentation agree on names, types, defaults
@@ -6,6 +6,11 @@ and limits; pydantic validates them once at start-up, so a typo in a
 deployment fails loudly instead of serving with a silently wrong value.
 ``restyle serve`` flags are written back to the environment so uvicorn
 worker processes (``--workers N``) build the same object.
+
+A leaf at the bottom of the package (pydantic, ``restyle.errors`` and the
+training recipe ``restyle.recipes``, nothing else), so every layer reads the
+same object: the CLI, video and live, training under torchrun, the job
+workers and the API.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from restyle.train.cli import ADD_STYLE_DEFAULTS, DEFAULT_BASE
+from restyle.errors import UserError
+from restyle.recipes import ADD_STYLE_DEFAULTS, DEFAULT_BASE
 
 
 def cpu_count() -> int:
@@ -78,6 +84,18 @@ def child_environment(settings: Settings | None = None, *, drop_restyle: bool = 
 def export_to_environment(settings: Settings) -> None:
     """Write ``settings`` into this process's environment, so uvicorn's worker processes rebuild the same object."""
     os.environ.update(settings.to_env())
+
+
+def settings_from(overrides: dict[str, object]) -> Settings:
+    """``Settings`` from the environment plus the flags given (``None``: not given); a bad value is one line.
+
+    What ``restyle serve`` and ``restyle worker`` build from their flags, so both read the same settings alike.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"invalid settings: {problems}") from None
 
 
 class RuntimeSettings(BaseSettings):
