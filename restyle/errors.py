@@ -64,6 +64,14 @@ class MissingWeights(UserError):
     http_status = 500
 
 
+class Cancelled(Exception):
+    """A run stopped on its own cancel event, or a pipeline stage after another stage failed: not a user error.
+
+    Raised by the video pipeline (``restyle.video.pipeline``) and the job tasks (``restyle.jobs.tasks``);
+    the job worker records the job as ``cancelled``.
+    """
+
+
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@~+-]+){2,}/?")
 
 

@@ -230,7 +230,7 @@ def _run_kind(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> int
 
 
 def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None:
-    from restyle.video.pipeline import Cancelled
+    from restyle.errors import Cancelled
 
     job = run.job
     for stale in store.job_dir(job.id).glob(".result.*"):  # a temporary output of a run that was killed

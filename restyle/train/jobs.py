@@ -76,13 +76,15 @@ def run_style_job(
     trainer (the worker is shutting down: the job is requeued and resumes).
     """
     from restyle.atomic import atomic_write_bytes
-    from restyle.errors import UserError
+    from restyle.errors import (
+        Cancelled,  # the worker's "this run stopped on its cancel event"
+        UserError,
+    )
     from restyle.models.serialization import read_model_record
     from restyle.runtime.registry import ModelExists, install_model, remove_model
     from restyle.train.add_style import export_new_style
     from restyle.train.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME, load_checkpoint
     from restyle.train.loop import Hooks, TrainingInterrupted, train
-    from restyle.video.pipeline import Cancelled  # the worker's "this run stopped on its cancel event"
 
     directory = store.job_dir(job.id)
     run_dir = directory / RUN_DIR

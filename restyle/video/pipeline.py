@@ -24,12 +24,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from restyle.errors import Cancelled
+
 _END = object()
 _POLL_S = 0.1
-
-
-class Cancelled(Exception):
-    """Raised inside stages after another stage failed or the run was cancelled."""
 
 
 class Pipeline:
