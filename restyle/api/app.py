@@ -29,8 +29,8 @@ from restyle.api.jobs import router as jobs_router
 from restyle.api.metrics import Metrics
 from restyle.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from restyle.api.routes import STATIC_DIR, api, ops, public
-from restyle.api.service import StyleService
 from restyle.api.styles import router as styles_router
+from restyle.runtime.service import StyleService
 from restyle.settings import Settings
 
 DESCRIPTION = """Real-time neural style transfer.

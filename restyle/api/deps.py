@@ -23,7 +23,7 @@ from restyle.api.admission import Admission
 from restyle.api.errors import Unauthorized
 from restyle.api.inference import DirectInference, MicroBatcher
 from restyle.api.metrics import Metrics
-from restyle.api.service import StyleService
+from restyle.runtime.service import StyleService
 from restyle.settings import Settings
 
 

@@ -39,9 +39,9 @@ import numpy as np
 
 from restyle.api.admission import Admission
 from restyle.api.metrics import Metrics
-from restyle.api.service import Choice, StyleService
 from restyle.imaging import encode_image, fit_max_size
 from restyle.runtime.options import StylizeOptions
+from restyle.runtime.service import Choice, StyleService
 
 
 @dataclass(frozen=True)

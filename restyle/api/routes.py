@@ -16,12 +16,12 @@ from restyle.api.deps import AdmissionDep, InferenceDep, MetricsDep, ServiceDep,
 from restyle.api.errors import BodyTimeout
 from restyle.api.inference import DirectInference, MicroBatcher, PhotoRequest
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
-from restyle.api.service import StyleService
 from restyle.api.uploads import body_error, read_upload, with_form_fields
 from restyle.errors import UserError
 from restyle.imaging import MIME_TYPES, normalize_format
 from restyle.jobs.store import storage_problem
 from restyle.runtime import StylizeOptions
+from restyle.runtime.service import StyleService
 from restyle.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"

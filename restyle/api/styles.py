@@ -10,7 +10,7 @@ life of *user* styles, on the job system of ``jobs.py``:
   or by a training in progress), the base (installed, multi-style), the image
   (a real picture, no bomb, at least 64 px on its shorter side), the quotas.
   The image is stored re-encoded as PNG in the job's folder and a ``style`` job
-  is queued: ``restyle train --add-style`` in a worker (``restyle.train.jobs``).
+  is queued: ``restyle train --add-style`` in a worker (``restyle.jobs.tasks.style``).
   202 with the job, and ``Location: /v1/styles/NAME``.
 * ``GET /v1/styles/{name}``: a training style's state, progress and preview, or ``ready``.
 * ``GET /v1/styles/{name}/training-preview``: the latest sample grid of its training (PNG).
@@ -48,7 +48,6 @@ from starlette.concurrency import run_in_threadpool
 from restyle.api.deps import Caller, CallerDep, get_caller, require_api_key
 from restyle.api.jobs import JobNotReady, JobQueue, JobResponse, get_jobs
 from restyle.api.schemas import ErrorResponse
-from restyle.api.service import StyleService
 from restyle.api.submission import (
     IDEMPOTENCY_PARAMETER,
     RESERVED,
@@ -66,12 +65,13 @@ from restyle.api.uploads import body_error, with_form_fields
 from restyle.errors import UnknownStyle, UserError
 from restyle.imaging import decode_image, encode_image
 from restyle.jobs.store import ACTIVE, Job, JobStore
+from restyle.jobs.tasks.style import PREVIEW  # a light module: training is imported in its functions
 from restyle.runtime.registry import remove_model, valid_name
+from restyle.runtime.service import StyleService
 
 MIN_STYLE_SIDE = 64  # a smaller style image has too little texture for its Gram statistics
 STORED_MAX_SIDE = 2048  # the stored style image's longest side (training uses its shorter side at style_style_size)
 STOP_WAIT_S = 15.0  # how long DELETE waits for a running training to stop (a step, at most, plus a poll)
-PREVIEW = "preview.png"  # restyle.train.jobs.PREVIEW (not imported: that module pulls in the training stack)
 
 
 class StyleNameTaken(UserError):

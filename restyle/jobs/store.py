@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -126,8 +126,13 @@ def storage_problem(settings: Settings) -> str | None:
     return f"job storage is almost full ({free / 1e6:.0f} MB free, at least {need / 1e6:.0f} MB needed)"
 
 
-def make_huey(settings: Settings) -> Huey:
-    """The queue the settings name; the API and every worker build it the same way (same tasks, same names)."""
+def make_huey(settings: Settings, run: Callable[[Huey, Settings, str, int], None] | None = None) -> Huey:
+    """The queue the settings name; the API and every worker build it the same way (same tasks, same names).
+
+    ``run(huey, settings, job_id, delivery)`` is what a task does when a worker takes it
+    (``restyle.jobs.worker.run_delivery``); the API, which only enqueues, leaves it out. So the store names
+    the tasks and never imports the worker that runs them.
+    """
     if settings.broker_url:
         if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
             raise UserError(f"RESTYLE_BROKER_URL must be empty (SQLite) or redis://..., not {settings.broker_url!r}")
@@ -139,10 +144,29 @@ def make_huey(settings: Settings) -> Huey:
     else:
         settings.storage_root.mkdir(parents=True, exist_ok=True)
         huey = SqliteHuey(QUEUE_NAME, filename=str(settings.storage_root / "queue.sqlite3"), results=False, timeout=30)
-    from restyle.jobs.worker import register_tasks
-
-    register_tasks(huey, settings)
+    register_tasks(huey, settings, run)
     return huey
+
+
+def register_tasks(huey: Huey, settings: Settings, run: Callable[[Huey, Settings, str, int], None] | None) -> None:
+    """Register the job kinds on ``huey`` (same names in the API and in every worker); ``run`` runs a delivery."""
+
+    def deliver(job_id: str, delivery: int) -> None:
+        if run is None:
+            raise RuntimeError("this queue only enqueues jobs; a `restyle worker` runs them")
+        run(huey, settings, job_id, delivery)
+
+    @huey.task(name="video")
+    def video(job_id: str, delivery: int) -> None:  # restyle.jobs.tasks.video
+        deliver(job_id, delivery)
+
+    @huey.task(name="style")
+    def style(job_id: str, delivery: int) -> None:  # a new style: restyle.jobs.tasks.style
+        deliver(job_id, delivery)
+
+    huey.restyle_tasks = {"video": video, "style": style}  # type: ignore[attr-defined]
+    huey.restyle_stopping = threading.Event()  # type: ignore[attr-defined]  # set: requeue running jobs, stop
+    huey.restyle_context = {}  # type: ignore[attr-defined]  # per-process caches (the style catalogue)
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""Running jobs: the Huey tasks, their lease and cancel watch, the sweeper, and the worker service.
+"""Running jobs: each task's run (``run_delivery``), its lease and cancel watch, the sweeper, the worker service.
 
-Two kinds share all of it: ``video`` (``POST /v1/jobs/video``, ``restyle.video.jobs``) and ``style``
-(``POST /v1/styles``: ``restyle train --add-style`` as a job, ``restyle.train.jobs``).
+Two kinds share all of it: ``video`` (``POST /v1/jobs/video``, ``restyle.jobs.tasks.video``) and ``style``
+(``POST /v1/styles``: ``restyle train --add-style`` as a job, ``restyle.jobs.tasks.style``).
 
 A job runs in a worker *process* (``restyle worker``, or the one ``restyle
 serve`` starts beside the API), never in the API: decoding a hostile video
@@ -52,6 +52,8 @@ from restyle.jobs.store import (
     Job,
     JobStore,
     QueueUnavailable,
+    describe_broker,
+    make_huey,
     worker_id,
 )
 from restyle.settings import Settings
@@ -92,27 +94,11 @@ def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def register_tasks(huey: Huey, settings: Settings) -> None:
-    """Register the job kinds on ``huey`` (same names in the API and in every worker)."""
-
-    @huey.task(name="video")
-    def video(job_id: str, delivery: int) -> None:
-        run_delivery(huey, settings, job_id, delivery)
-
-    @huey.task(name="style")
-    def style(job_id: str, delivery: int) -> None:  # a new style: restyle.train.jobs
-        run_delivery(huey, settings, job_id, delivery)
-
-    huey.restyle_tasks = {"video": video, "style": style}  # type: ignore[attr-defined]
-    huey.restyle_stopping = threading.Event()  # type: ignore[attr-defined]  # set: requeue running jobs, stop
-    huey.restyle_context = {}  # type: ignore[attr-defined]  # per-process caches (the style catalogue)
-
-
 def _styles(huey: Huey, settings: Settings) -> Any:
     """The style catalogue and its model sessions, built once per worker process (after the fork)."""
     ctx: dict[str, Any] = huey.restyle_context  # type: ignore[attr-defined]
     if "styles" not in ctx:
-        from restyle.api.service import StyleService
+        from restyle.runtime.service import StyleService
 
         ctx["styles"] = StyleService(settings)
     return ctx["styles"]
@@ -213,17 +199,17 @@ KEPT_FILES = {"video": ("result.mp4",), "style": ("preview.png",)}
 def _run_kind(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> int:
     """Run the job's own work with its cancel event and progress callback; returns the units done.
 
-    Each kind lives beside its own code (video: ``restyle.video.jobs``, new
-    styles: ``restyle.train.jobs``); both raise ``UserError`` for what the
+    Each kind has its own module (video: ``restyle.jobs.tasks.video``, new
+    styles: ``restyle.jobs.tasks.style``); both raise ``UserError`` for what the
     input is to blame for and ``Cancelled`` once the cancel event stopped them.
     """
     job = run.job
     if job.kind == "video":
-        from restyle.video.jobs import run_video_job
+        from restyle.jobs.tasks.video import run_video_job
 
         return run_video_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
     if job.kind == "style":
-        from restyle.train.jobs import run_style_job
+        from restyle.jobs.tasks.style import run_style_job
 
         return run_style_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
     raise UserError(f"unknown job kind {job.kind!r}")
@@ -414,12 +400,10 @@ class WorkerService:
     """
 
     def __init__(self, settings: Settings, processes: int = 1):
-        from restyle.jobs.store import make_huey
-
         self.settings = settings
         self.processes = processes
         self.name = f"{worker_id()}"
-        self.huey = make_huey(settings)
+        self.huey = make_huey(settings, run=run_delivery)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.interval = min(5.0, settings.job_lease / 3)
@@ -532,9 +516,9 @@ def _preload_job_code() -> None:
     import torchvision.utils  # noqa: F401  (the sample grids)
 
     import restyle.export.onnx_export
+    import restyle.jobs.tasks.video
     import restyle.train.add_style
     import restyle.train.loop
-    import restyle.video.jobs
     import restyle.video.stylize  # noqa: F401
 
 
@@ -545,8 +529,6 @@ def housekeep(settings: Settings, name: str, processes: int, stop: threading.Eve
     Until ``stop`` is set (threads), or, as its own process, until SIGTERM or its ``parent`` is gone (it
     asks for SIGTERM when the parent dies). It takes its "alive" mark away on the way out, so ``/readyz``
     knows at once. (No multiprocessing Event: one whose waiter was killed can block ``set()`` forever.)"""
-    from restyle.jobs.store import make_huey
-
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     terminated: list[int] = []
@@ -561,7 +543,7 @@ def housekeep(settings: Settings, name: str, processes: int, stop: threading.Eve
             return not stop.is_set()
         return not terminated and os.getppid() == parent
 
-    store = JobStore(make_huey(settings), settings)
+    store = JobStore(make_huey(settings, run=run_delivery), settings)
     interval = min(5.0, settings.job_lease / 3)
     next_beat = next_sweep = time.monotonic()
     try:
@@ -670,6 +652,4 @@ def _reap(consumer: Any, grace: float = 10.0) -> None:
 
 
 def _describe(settings: Settings) -> str:
-    from restyle.jobs.store import describe_broker
-
     return f"{describe_broker(settings)}, files under {settings.storage_root}"

@@ -1,13 +1,14 @@
 """The style job: what a worker process runs for ``POST /v1/styles`` (queue and state: ``restyle.jobs``).
 
-Kept beside the training code, as the video job is beside the video code: it
-is ``restyle train --add-style`` (the same ``TrainConfig`` with ``base`` and
-``style_name``, the same ``train`` and ``export_new_style``), plus what a job
+It is ``restyle train --add-style`` (the same ``TrainConfig`` with ``base``
+and ``style_name``, the same ``train`` and ``export_new_style``), plus what a job
 needs: the job's own cancel event as the trainer's stop event, progress in
 steps, the latest sample grid kept as the job's preview, and the run folder
 under the job's folder, so a job retried after its worker was killed or
 stopped resumes from the run's checkpoint. The worker (``restyle.jobs.worker``)
 owns retries, leases and state; this module owns what "train this style" means.
+It reads the job's record and files from the store, so it lives in the jobs
+layer, above the training code it calls.
 
 On success the model is installed into the user models folder atomically
 (``restyle.runtime.registry.install_model``): every API replica and worker
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from restyle.jobs.store import Job, JobStore
+    from restyle.runtime.service import StyleService
     from restyle.settings import Settings
     from restyle.train.config import TrainConfig
 
@@ -34,12 +36,12 @@ PREVIEW = "preview.png"  # the latest sample grid (photo above, the new style be
 # Checkpoint and preview cadence of a job: about every 20 s at the default sizes on a 2-core CPU (2.25 s a step),
 # so a killed worker loses little and the preview visibly improves; both cost milliseconds at this size.
 SNAPSHOT_EVERY = 10
-SAMPLE_PHOTOS = Path(__file__).resolve().parent.parent / "assets"  # the bundled sample photo, when no folder is set
+SAMPLE_PHOTOS = Path(__file__).resolve().parents[2] / "assets"  # the bundled sample photo, when no folder is set
 
 
 def style_config(job: Job, store: JobStore, settings: Settings, base: Path) -> TrainConfig:
     """The ``restyle train --add-style`` configuration of this job, with this machine's paths."""
-    from restyle.train.cli import ADD_STYLE_DEFAULTS
+    from restyle.recipes import ADD_STYLE_DEFAULTS
     from restyle.train.config import TrainConfig
 
     directory = store.job_dir(job.id)
@@ -63,7 +65,7 @@ def style_config(job: Job, store: JobStore, settings: Settings, base: Path) -> T
 def run_style_job(
     job: Job,
     store: JobStore,
-    styles: Any,  # restyle.api.service.StyleService
+    styles: StyleService,
     settings: Settings,
     cancel: threading.Event,
     progress: Callable[[int, int], None],

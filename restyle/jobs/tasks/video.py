@@ -1,28 +1,30 @@
 """The video job: what a worker process runs for ``POST /v1/jobs/video`` (queue and state: ``restyle.jobs``).
 
-Kept beside the video code so the job is nothing but the same
-``stylize_video`` the CLI uses, with the job's own cancel event and a
-progress callback: the worker (``restyle.jobs.worker``) owns retries,
-leases and state, and this module owns what "stylize this upload" means.
+The job is nothing but the same ``stylize_video`` the CLI uses, with the
+job's own cancel event and a progress callback: the worker
+(``restyle.jobs.worker``) owns retries, leases and state, and this module
+owns what "stylize this upload" means. It reads the job's record and files
+from the store, so it lives in the jobs layer, above the video code it calls.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from restyle.runtime import StylizeOptions
 
 if TYPE_CHECKING:
     from restyle.jobs.store import Job, JobStore
+    from restyle.runtime.service import StyleService
     from restyle.settings import Settings
 
 
 def run_video_job(
     job: Job,
     store: JobStore,
-    styles: Any,  # restyle.api.service.StyleService
+    styles: StyleService,
     settings: Settings,
     cancel: threading.Event,
     progress: Callable[[int, int], None],

@@ -1,5 +1,8 @@
-"""The API's view of the runtime: which styles exist, one shared session per model, warm-up and previews.
+"""A server's view of the runtime: which styles exist, one shared session per model, warm-up and previews.
 
+Built from the settings by the API (``restyle.api.app``) and by every job
+worker process (``restyle.jobs.worker``: video jobs stylize with it, style
+jobs look their base up in it), so it lives in the runtime layer, below both.
 Everything model-related the routes need goes through this one object, so
 routes stay thin and tests can build the app around a real registry
 pointed at a temporary models directory. Sessions come from
@@ -25,7 +28,7 @@ from restyle.runtime.registry import file_version
 from restyle.runtime.stylizer import Stylizer
 from restyle.settings import Settings
 
-log = logging.getLogger("restyle.api")
+log = logging.getLogger("restyle.api")  # the logger name the API has always used for it
 
 SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "sample.jpg"
 
