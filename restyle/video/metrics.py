@@ -11,7 +11,7 @@ estimator from the DIS flow the stabilizer uses, so the stabilizer is not
 graded with its own flow.
 
 Style loss: the training objective's style term (Gram matrices of VGG-19
-features, ``restyle.train.losses.style_loss``) against the style image,
+features, ``restyle.models.statistics.style_loss``) against the style image,
 averaged over frames: stabilization must not wash the style out.
 """
 
@@ -72,9 +72,8 @@ class StyleLoss:
     ):
         import torch
 
-        from restyle.models.vgg import VGGFeatures
-        from restyle.train.config import DEFAULT_STYLE_LAYERS
-        from restyle.train.losses import gram_matrix
+        from restyle.models.statistics import gram_matrix
+        from restyle.models.vgg import DEFAULT_STYLE_LAYERS, VGGFeatures
 
         self.torch = torch
         self.fit = fit_max_size
@@ -91,7 +90,7 @@ class StyleLoss:
 
     def __call__(self, frames: Sequence[np.ndarray]) -> float:
         """Mean style loss over ``frames``."""
-        from restyle.train.losses import style_loss
+        from restyle.models.statistics import style_loss
 
         total = 0.0
         with self.torch.no_grad():
