@@ -23,6 +23,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check restyle tests bench
 	$(BIN)/ruff format --check restyle tests bench
+	$(BIN)/lint-imports --no-cache  # the layer contract in pyproject.toml ([tool.importlinter]); tests/test_layers.py too
 
 PEER := $(VENV)/.peer-installed
 $(PEER): $(STAMP)

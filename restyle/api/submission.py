@@ -51,7 +51,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio import to_thread
@@ -64,9 +64,7 @@ from restyle.api.deps import Caller
 from restyle.api.uploads import SavedUpload, save_upload
 from restyle.errors import UserError
 from restyle.jobs.store import ACTIVE, BROKER_ERRORS, Job, JobStore, QueueUnavailable, describe_broker
-
-if TYPE_CHECKING:
-    from restyle.api.jobs import JobQueue
+from restyle.settings import Settings
 
 log = logging.getLogger("restyle.api")
 T = TypeVar("T")
@@ -521,7 +519,18 @@ def _replay(claim: dict[str, Any]) -> JSONResponse:
     return JSONResponse(claim.get("body"), status_code=int(claim.get("status", 202)), headers=headers)
 
 
-async def submit(request: Request, jobs: JobQueue, caller: Caller, spec: SubmitSpec) -> JSONResponse:
+class SubmitQueue(Protocol):
+    """What ``submit`` needs of the API's job queue: ``restyle.api.jobs.JobQueue``, which imports this module."""
+
+    settings: Settings
+
+    @property
+    def store(self) -> JobStore: ...
+
+    def check_storage(self, incoming: int) -> None: ...
+
+
+async def submit(request: Request, jobs: SubmitQueue, caller: Caller, spec: SubmitSpec) -> JSONResponse:
     """Reserve a place (or replay the first answer), read the upload, let the route prepare the job, commit it."""
     settings = jobs.settings
     timeout = settings.broker_timeout
