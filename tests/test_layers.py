@@ -54,4 +54,5 @@ def test_the_contracts_catch_an_upward_import_inside_a_function_and_a_cycle(tmp_
     assert run.returncode != 0
     assert "restyle.runtime.options -> restyle.api.cli" in run.stdout, run.stdout
     assert "No cycles are allowed in restyle.jobs" in run.stdout, run.stdout
-    assert "2 broken" in run.stdout, run.stdout
+    assert "restyle layers: each imports only the layers below it BROKEN" in run.stdout, run.stdout
+    assert "no import cycles between siblings, at any depth BROKEN" in run.stdout, run.stdout
