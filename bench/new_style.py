@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     from restyle.export.onnx_export import export_onnx
     from restyle.imaging import decode_image, save_image
     from restyle.quality import QualityScorer
+    from restyle.recipes import ADD_STYLE_DEFAULTS
     from restyle.runtime import Stylizer
-    from restyle.train.cli import ADD_STYLE_DEFAULTS
     from restyle.train.config import TrainConfig
 
     work = Path(tempfile.mkdtemp(prefix="restyle-new-style-"))

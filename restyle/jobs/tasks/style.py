@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from restyle.recipes import ADD_STYLE_DEFAULTS
+
 if TYPE_CHECKING:
     from restyle.jobs.store import Job, JobStore
     from restyle.runtime.service import StyleService
@@ -41,7 +43,6 @@ SAMPLE_PHOTOS = Path(__file__).resolve().parents[2] / "assets"  # the bundled sa
 
 def style_config(job: Job, store: JobStore, settings: Settings, base: Path) -> TrainConfig:
     """The ``restyle train --add-style`` configuration of this job, with this machine's paths."""
-    from restyle.recipes import ADD_STYLE_DEFAULTS
     from restyle.train.config import TrainConfig
 
     directory = store.job_dir(job.id)
