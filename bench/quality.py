@@ -137,7 +137,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--models", type=Path, help="extra models directory (e.g. a freshly exported run)")
     p.add_argument("--photoset", choices=["heldout", "kodak"], default="heldout")
     p.add_argument("--photos", type=int, default=0, help="use the first N photos of the set (default: all)")
-    p.add_argument("--candidate", type=Path, help="an .onnx model with the same style names, scored beside")
+    p.add_argument(
+        "--candidate", type=Path, help="a model with the same style names (.onnx, or a run's checkpoint.pt/final.pt)"
+    )
     p.add_argument("--gatys-photos", type=int, default=1, help="photos per style that also get Gatys (0: none)")
     p.add_argument("--gatys-steps", type=int, default=20, help="L-BFGS steps per scale (2 scales: 256, 512 px)")
     p.add_argument("--out", type=Path, default=Path("out/quality"), help="full-size PNGs for 100%% inspection")
@@ -159,7 +161,14 @@ def main(argv: list[str]) -> int:
     if args.candidate is not None:
         from restyle.runtime import Stylizer
 
-        candidate = Stylizer(args.candidate, provider="cpu", threads=2)
+        path = args.candidate
+        if path.suffix == ".pt":  # a run's checkpoint.pt or final.pt: exported on the fly
+            from bench.training_curve import snapshot_model
+
+            work = args.out / "candidate"
+            work.mkdir(parents=True, exist_ok=True)
+            path = snapshot_model(path, work)[0]
+        candidate = Stylizer(path, provider="cpu", threads=2)
     peer = load_peer()
     args.out.mkdir(parents=True, exist_ok=True)
     per_style: dict[str, dict[str, list[tuple[float, float, float]]]] = {}

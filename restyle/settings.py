@@ -140,7 +140,10 @@ class Settings(RuntimeSettings):
     request_timeout: float = Field(30.0, gt=0, description="Per-request deadline in seconds (queue + inference): 503.")
     body_timeout: float = Field(30.0, gt=0, description="Longest time to receive an upload's body, in seconds: 408.")
     limit_concurrency: int = Field(
-        256, ge=1, description="Connections uvicorn serves at once per worker; beyond: 503 before any body is read."
+        256,
+        ge=1,
+        description="Requests in progress at once per worker process; beyond: a JSON 503 (server_busy) before any "
+        "body is read. /healthz is always answered.",
     )
     batch_size: int = Field(1, ge=1, le=32, description="Micro-batch up to this many same-size requests (1 = off).")
     batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="How long a batch waits for companions.")
@@ -188,9 +191,21 @@ class Settings(RuntimeSettings):
     job_lease: float = Field(
         30.0, ge=1, description="Seconds a running job's worker may go silent before the job is given to another."
     )
+    job_lost_grace: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a queued job's queue message may be missing (taken by a process that died before "
+        "it claimed the job) before a sweep enqueues the job again.",
+    )
     max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting to run, server-wide; beyond: 429.")
     max_jobs_per_key: int = Field(10, ge=1, description="Unfinished jobs per API key (or per anonymous user): 429.")
     max_storage_bytes: int = Field(20_000_000_000, ge=1, description="Bytes under storage_root; beyond: 507.")
+    min_free_bytes: int = Field(
+        500_000_000,
+        ge=0,
+        description="Free space the storage root's file system must keep: an upload that would leave less is "
+        "refused with 507 before a byte is written, and /readyz is 503 while less is free.",
+    )
     broker_timeout: float = Field(
         2.0,
         gt=0,

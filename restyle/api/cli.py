@@ -192,6 +192,8 @@ def _signal_name(number: int) -> str:
 
 
 def _serve(uvicorn, settings, target: object, factory: bool) -> None:
+    from restyle.api.http_protocol import HTTP_PROTOCOL
+
     uvicorn.run(
         target,  # type: ignore[arg-type]
         factory=factory,
@@ -202,5 +204,7 @@ def _serve(uvicorn, settings, target: object, factory: bool) -> None:
         access_log=False,  # our middleware writes one structured line per request instead
         proxy_headers=False,
         server_header=False,
-        limit_concurrency=settings.limit_concurrency,
+        # Every answer in JSON: a malformed request gets the API's 400 (uvicorn's is plain text), and the
+        # concurrency limit is the app's own middleware (RESTYLE_LIMIT_CONCURRENCY), not uvicorn's plain 503.
+        http=HTTP_PROTOCOL,
     )

@@ -6,18 +6,27 @@ maps the whole family; validation errors and Starlette's own HTTP errors
 are reshaped to the same body. Messages are scrubbed of anything that looks
 like a file path, and unexpected exceptions become a bare 500 (logged with
 the request ID, never echoed), so no response leaks the server's layout.
+
+Two failures that are no bug get their own handlers: a disk (or file-size
+limit) that refuses a write is a 507 ``storage_full``, wherever it happens
+(an upload, a multipart part spooled to the temporary folder, a file of a
+job); a client that hung up mid-upload (Starlette's ``ClientDisconnect``) is
+logged at info and counted as 499, as nginx does, never as a 500.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import re
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from restyle.errors import BadImage, BrokenModel, ImageTooLarge, UnknownStyle, UserError, scrub
 
@@ -40,6 +49,28 @@ class Unauthorized(UserError):
 
 class UnsupportedMediaType(UserError):
     http_status = 415
+
+
+class StorageFull(UserError):
+    """No room for the upload (or the job's files): a condition the client can wait out, so it is told (507).
+
+    The message names amounts at most, never a path.
+    """
+
+    http_status = 507
+    public_message = True
+
+
+# A write refused for lack of space: a full file system, a full quota, or a file-size limit (RLIMIT_FSIZE).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that closed the connection before the answer
+
+log = logging.getLogger("restyle.api")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused for lack of space (``DISK_FULL_ERRNOS``)."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
 # Machine-readable names for the UserError subclasses a client can meet.
@@ -129,8 +160,28 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def os_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk (or file-size limit) is a 507 in the one JSON shape; any other OSError is a bug (500)."""
+    if not is_disk_full(exc):
+        raise exc  # the request-context middleware logs it and answers a bare 500
+    log.warning("request %s: a write was refused: %s", getattr(request.state, "request_id", "?"), scrub(str(exc)))
+    return error_response(request, 507, "storage_full", "the server's storage is full; retry later")
+
+
+async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    """The client closed the connection mid-upload: nobody reads an answer. Logged at info, counted as 499."""
+    request_id = getattr(request.state, "request_id", "?")
+    log.info("request %s: the client closed the connection before the upload ended", request_id)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.rejections.labels("disconnected").inc()
+    return Response(status_code=CLIENT_CLOSED_REQUEST)  # for the access log and metrics; never delivered
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` (500s are produced by the request-context middleware)."""
     app.add_exception_handler(UserError, user_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(OSError, os_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_disconnect_handler)

@@ -30,6 +30,7 @@ the same queue, under the same quotas, and readable here too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import shutil
 import threading
@@ -45,12 +46,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from restyle.api.deps import Caller, CallerDep, bearer_token, key_identity, require_api_key
+from restyle.api.errors import StorageFull
 from restyle.api.submission import (
     IDEMPOTENCY_PARAMETER,
-    RESERVED,
     Prepared,
     QueueFull,
-    StorageFull,
     SubmitSpec,
     Upload,
     location,
@@ -59,7 +59,20 @@ from restyle.api.submission import (
 )
 from restyle.api.uploads import with_form_fields
 from restyle.errors import UnknownStyle, UserError
-from restyle.jobs.store import ACTIVE, FINISHED, Job, JobNotFound, JobStore, QueueUnavailable, describe_broker
+from restyle.jobs.store import (
+    ACTIVE,
+    BROKER_ERRORS,
+    FINISHED,
+    RESERVED,
+    STATES,
+    WORKER_TTL,
+    Job,
+    JobNotFound,
+    JobStore,
+    QueueUnavailable,
+    describe_broker,
+    storage_problem,
+)
 from restyle.settings import Settings
 
 __all__ = ["JobQueue", "JobResponse", "QueueFull", "StorageFull", "get_jobs", "owner_of", "router", "visible_job"]
@@ -82,6 +95,8 @@ VIDEO_SUFFIXES = {
 MAX_START_S = 7 * 24 * 3600.0  # the latest `start` a video job accepts (a week of video; beyond: 422)
 MAX_WAIT_S = 30.0  # longest long poll of GET /v1/jobs/{id}?wait=S (under common proxies' 60 s idle timeouts)
 WAIT_CHECK_S = 0.1  # how often a long poll re-reads the job's record
+log = logging.getLogger("restyle.api")
+BROKER_CALL_MARGIN_S = 0.5  # a broker call gives up this long after its request's broker_timeout
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
@@ -181,16 +196,27 @@ class JobQueue:
 
     @property
     def store(self) -> JobStore:
+        """The broker connection, opened on first use with ``broker_timeout`` (plus ``BROKER_CALL_MARGIN_S``) as
+        its longest wait (SQLite's busy timeout, Redis's socket timeout, at most 5 s): a call its request stopped
+        waiting for (a 503 after ``broker_timeout``) gives up a moment later, instead of holding the connection
+        (and SQLite's per-process lock, which every other broker call of this process queues behind) for the
+        workers' 30 s. The margin lets the request's own timeout answer first, with its clear message."""
         if self._store is None:
             from restyle.jobs.store import make_huey
 
             with self._store_lock:
                 if self._store is None:
                     try:
-                        self._store = JobStore(make_huey(self.settings), self.settings)
+                        timeout = self.settings.broker_timeout + BROKER_CALL_MARGIN_S
+                        huey = make_huey(self.settings, timeout=timeout)
+                        self._store = JobStore(huey, self.settings)
                     except OSError as exc:
                         raise QueueUnavailable(
                             f"cannot open {describe_broker(self.settings)}: {exc.strerror or exc}"
+                        ) from None
+                    except BROKER_ERRORS as exc:  # the schema could not be created (a locked or full file)
+                        raise QueueUnavailable(
+                            f"cannot open {describe_broker(self.settings)}: {type(exc).__name__}"
                         ) from None
         return self._store
 
@@ -202,6 +228,11 @@ class JobQueue:
             self._store = None
 
     def check_storage(self, incoming: int) -> None:
+        """``StorageFull`` (507) when ``incoming`` more bytes would pass ``max_storage_bytes``, or leave the storage
+        root's file system with less than ``min_free_bytes`` free. Called before the body is read (``incoming``
+        from ``Content-Length``) and again after. The message names amounts, never the path."""
+        if problem := storage_problem(self.settings, incoming):
+            raise StorageFull(f"{problem}; retry later")
         used = self.store.bytes_used()
         if used + incoming > self.settings.max_storage_bytes:
             raise StorageFull(
@@ -221,18 +252,21 @@ class JobQueue:
             shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
         return job
 
-    def health(self) -> dict[str, Any]:
-        """Broker reachable? Which worker services said "alive" lately? (for ``/readyz``)"""
+    def health(self) -> tuple[dict[str, Any], set[str]]:
+        """``{broker, workers, pending}`` for ``/readyz``, and the names of the worker services alive.
+
+        Shown on the open ``/readyz``: no error text, since the broker's own message names its file or host
+        (the reason is logged at debug level instead).
+        """
         try:
-            pending = self.store.ping()
-            workers = self.store.workers()
+            store = self.store
+            pending = store.ping()
+            workers = store.workers()
         except UserError as exc:
-            return {"broker": "unavailable", "error": str(exc), "workers": 0, "pending": None}
-        return {
-            "broker": "ok",
-            "workers": sum(int(w.get("processes", 1)) for w in workers.values()),
-            "pending": pending,
-        }
+            log.debug("readiness: %s", exc)
+            return {"broker": "unavailable", "workers": 0, "pending": None}, set()
+        count = sum(int(w.get("processes", 1)) for w in workers.values())
+        return {"broker": "ok", "workers": count, "pending": pending}, set(workers)
 
 
 def owner_of(request: Request) -> str:
@@ -453,13 +487,15 @@ class JobCollector:
         up.add_metric([], 1)
         yield up
         by_state = GaugeMetricFamily("restyle_jobs", "Job records by state (all replicas).", labels=["state"])
-        for state in ("queued", "running", "succeeded", "failed", "cancelled", "expired"):
+        for state in STATES:
             by_state.add_metric([state], sum(1 for j in jobs if j.state == state))
         yield by_state
         depth = GaugeMetricFamily("restyle_job_queue_depth", "Jobs waiting for a worker.")
         depth.add_metric([], sum(1 for j in jobs if j.state == "queued"))
         yield depth
-        alive = GaugeMetricFamily("restyle_job_workers", "Worker processes that reported in the last 15 s.")
+        alive = GaugeMetricFamily(
+            "restyle_job_workers", f"Worker processes whose service reported alive in the last {WORKER_TTL:g} s."
+        )
         alive.add_metric([], sum(int(w.get("processes", 1)) for w in workers.values()))
         yield alive
         hist = HistogramMetricFamily(

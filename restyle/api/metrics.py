@@ -50,7 +50,7 @@ class Metrics:
         self.rejections = Counter(
             "restyle_rejections",
             "Requests refused before or instead of inference, by reason "
-            "(queue_full, deadline, disconnected, unauthorized, slow_body, too_large, bad_input).",
+            "(queue_full, deadline, disconnected, concurrency, unauthorized, slow_body, too_large, bad_input).",
             ["reason"],
             registry=r,
         )

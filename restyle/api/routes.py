@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,16 +11,24 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from restyle.api.deps import AdmissionDep, InferenceDep, MetricsDep, ServiceDep, SettingsDep, require_api_key
-from restyle.api.errors import BodyTimeout
+from restyle.api.deps import (
+    AdmissionDep,
+    CallerDep,
+    InferenceDep,
+    MetricsDep,
+    ServiceDep,
+    SettingsDep,
+    require_api_key,
+)
 from restyle.api.inference import DirectInference, MicroBatcher, PhotoRequest
 from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
+from restyle.api.styles import hidden_styles, style_visible
 from restyle.api.uploads import body_error, read_upload, with_form_fields
-from restyle.errors import UserError
+from restyle.errors import UnknownStyle
 from restyle.imaging import MIME_TYPES, normalize_format
-from restyle.jobs.store import storage_problem
+from restyle.jobs.store import QueueUnavailable, storage_problem
 from restyle.runtime import StylizeOptions
-from restyle.runtime.service import StyleService
+from restyle.runtime.service import Choice, StyleService
 from restyle.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -31,12 +38,14 @@ _errors = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         401: "Missing or wrong API key (only when keys are configured).",
-        404: "Unknown style.",
+        404: "Unknown style (or another API key's user style).",
+        408: "The upload did not arrive within RESTYLE_BODY_TIMEOUT.",
         413: "Body over max_upload_bytes, or image over max_pixels.",
         415: "Not an image, truncated, or an unsupported content type.",
         422: "Invalid parameters or no image.",
         429: "Queue full; see Retry-After.",
         503: "Deadline exceeded or not ready.",
+        507: "No room to receive the upload (a multipart part is spooled to the temporary folder).",
     }.items()
 }
 
@@ -46,10 +55,27 @@ ops = APIRouter(dependencies=[Depends(require_api_key)])
 
 
 async def _read_upload(request: Request, params: StylizeParams, limit: int) -> tuple[bytes, StylizeParams]:
-    """The image bytes and the parameters, from a multipart form or from a raw image body plus query."""
+    """The image bytes and the parameters, from a multipart form or from a raw image body plus query.
+
+    The one upload reader applies ``body_timeout`` (408) and the size limit (413).
+    """
     data, upload = await read_upload(request, field_name="image", limit=limit, raw_types=RAW_TYPES, what="image")
     fields = {k: v for k, v in upload.fields.items() if k in StylizeParams.model_fields}
     return data, with_form_fields(params, fields)
+
+
+async def resolve_visible(request: Request, service: StyleService, style: str | None) -> Choice:
+    """The style choice, 404 (as an unknown style) when it is another API key's user style.
+
+    Only user models can belong to a key, so only they cost a broker read (off the event loop): bundled
+    styles keep working while the broker is busy or down.
+    """
+    choice = service.resolve(style)
+    if service.registry.info(choice.model).source == "user" and not await run_in_threadpool(
+        style_visible, request, choice.model
+    ):
+        raise UnknownStyle(f"unknown style {style or choice.model!r}; see GET /v1/styles")
+    return choice
 
 
 _STYLIZE_BODY: dict[str, Any] = {
@@ -95,7 +121,7 @@ _STYLIZE_BODY: dict[str, Any] = {
                 "Server-Timing": {"description": "queue and inference durations, ms.", "schema": {"type": "string"}},
             },
         },
-        **{code: _errors[code] for code in (404, 413, 415, 422, 429, 503)},
+        **{code: _errors[code] for code in (404, 408, 413, 415, 422, 429, 503, 507)},
     },
 )
 async def stylize(
@@ -113,12 +139,7 @@ async def stylize(
     ``body_timeout`` seconds (408), so slow clients cannot hold memory.
     """
     with admission.reserve() as slot:
-        try:
-            data, params = await asyncio.wait_for(
-                _read_upload(request, params, settings.max_upload_bytes), timeout=settings.body_timeout
-            )
-        except TimeoutError:
-            raise BodyTimeout(f"the upload did not arrive within {settings.body_timeout:g} s") from None
+        data, params = await _read_upload(request, params, settings.max_upload_bytes)
         return await _stylize(request, data, params, settings, service, inference, slot)
 
 
@@ -135,7 +156,7 @@ async def _stylize(
     max_size = params.max_size or settings.max_size
     if max_size > settings.max_size_limit:
         raise body_error("max_size", f"max_size must be at most {settings.max_size_limit}", "less_than_equal")
-    choice = service.resolve(params.style)
+    choice = await resolve_visible(request, service, params.style)
     options = StylizeOptions(
         strength=params.strength, preserve_color=params.preserve_color, max_size=max_size, style_weights=choice.style
     )
@@ -161,13 +182,26 @@ async def _stylize(
 
 
 @api.get("/styles", summary="Installed styles with metadata", response_model=StylesResponse)
-async def list_styles(request: Request, service: ServiceDep) -> StylesResponse:
+async def list_styles(request: Request, service: ServiceDep, caller: CallerDep) -> StylesResponse:
+    """Every style the caller can name: bundled styles, user models nobody owns, and the caller's own user styles
+    (other API keys' are left out; an admin key sees all)."""
     default = service.default_model()
     root = request.scope.get("root_path", "")
+    hidden: set[str] = set()
+    owners_unknown = False
+    if caller.keyed and not caller.admin:  # only then does anything depend on owners (a broker read)
+        try:
+            hidden = await run_in_threadpool(lambda: hidden_styles(request.app.state.jobs.store, caller))
+        except QueueUnavailable:  # owners unknown: list what nobody owns for sure (bundled) rather than fail
+            owners_unknown = True
     entries = []
     for name in service.style_names():
         choice = service.resolve(name)
+        if name in hidden or choice.model in hidden:
+            continue
         info = service.registry.info(choice.model)
+        if owners_unknown and info.source != "bundled":
+            continue
         entries.append(
             StyleEntry(
                 name=name,
@@ -192,8 +226,10 @@ async def list_styles(request: Request, service: ServiceDep) -> StylesResponse:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: _errors[404], 429: _errors[429], 503: _errors[503]},
 )
-async def style_preview(name: str, service: ServiceDep, settings: SettingsDep, admission: AdmissionDep) -> Response:
-    service.resolve(name)  # 404 before queueing
+async def style_preview(
+    name: str, request: Request, service: ServiceDep, settings: SettingsDep, admission: AdmissionDep
+) -> Response:
+    await resolve_visible(request, service, name)  # 404 before queueing (another key's style too)
     data = await admission.run(lambda: service.preview(name), deadline=time.monotonic() + settings.request_timeout)
     # A user style may be deleted and trained again under the same name: no hour-long cache for those.
     cache = "public, max-age=3600" if service.source(name) == "bundled" else "no-cache"
@@ -226,7 +262,7 @@ async def readyz(request: Request, service: ServiceDep, settings: SettingsDep) -
     accepted and wait for nobody. An API with external workers (``--job-workers 0``) only counts them.
     """
     app = request.app
-    jobs, alive = await run_in_threadpool(_job_health, app.state.jobs)
+    jobs, alive = await run_in_threadpool(app.state.jobs.health)
     problems = [] if jobs["broker"] == "ok" else ["the job queue is unavailable"]
     if jobs["broker"] == "ok" and not _worker_ready(app, alive):
         problems.append("no job worker is running (it is being started or restarted)")
@@ -236,19 +272,6 @@ async def readyz(request: Request, service: ServiceDep, settings: SettingsDep) -
     error = service.warmup_error or (problems[0] if problems else None)
     body = Readiness(ready=ready, models=list(service.warmed), error=error, jobs=jobs)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
-
-
-def _job_health(queue: Any) -> tuple[dict[str, Any], set[str]]:
-    """``{broker, workers, pending}`` for ``/readyz`` and the names of the workers alive; no error text (the
-    broker's own message names its file or host)."""
-    try:
-        store = queue.store
-        pending = store.ping()
-        workers = store.workers()
-    except UserError:
-        return {"broker": "unavailable", "workers": 0, "pending": None}, set()
-    count = sum(int(w.get("processes", 1)) for w in workers.values())
-    return {"broker": "ok", "workers": count, "pending": pending}, set(workers)
 
 
 def _worker_ready(app: Any, alive: set[str]) -> bool:

@@ -67,7 +67,13 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     models: list[str] = Field(default_factory=list, description="Models loaded and warmed up so far.")
-    error: str | None = Field(None, description="Why warm-up failed (or the job broker is unavailable).")
+    error: str | None = Field(
+        None,
+        description="Why the server is not ready, in one line: warm-up failed, the job queue unavailable, no job "
+        "worker running (being started or restarted), or the storage root short of free space "
+        "(RESTYLE_MIN_FREE_BYTES); null while warm-up is still running and nothing else is wrong. Never a path, a "
+        "file name or a host: /readyz needs no key.",
+    )
     jobs: dict[str, Any] | None = Field(
         None, description="Job queue health: broker (ok/unavailable), workers alive, messages pending."
     )

@@ -61,15 +61,15 @@ from fastapi.responses import JSONResponse
 from huey.constants import EmptyData
 
 from restyle.api.deps import Caller
-from restyle.api.uploads import SavedUpload, save_upload
+from restyle.api.uploads import SavedUpload, declared_length, save_upload
 from restyle.errors import UserError
-from restyle.jobs.store import ACTIVE, BROKER_ERRORS, Job, JobStore, QueueUnavailable, describe_broker
+from restyle.jobs.store import ACTIVE, BROKER_ERRORS, Job, JobStore, QueueUnavailable, broker_failure
+from restyle.jobs.store import RESERVED as RESERVED  # a record that holds its place while its upload arrives
 from restyle.settings import Settings
 
 log = logging.getLogger("restyle.api")
 T = TypeVar("T")
 
-RESERVED = "reserved"  # a job record that holds its place in the quotas while its upload arrives
 LOCK_KEY = "lock:submit"
 LOCK_LEASE_S = 15.0  # a lock holder that went silent this long (killed) is replaced; a hold lasts milliseconds
 LOCK_POLL_S = 0.01
@@ -96,13 +96,6 @@ class QueueFull(UserError):
     retry_after = 30
 
 
-class StorageFull(UserError):
-    """The storage root holds ``max_storage_bytes`` already: a condition the client can wait out, so it is told."""
-
-    http_status = 507
-    public_message = True
-
-
 class BrokerBusy(QueueUnavailable):
     """The broker did not answer within ``broker_timeout`` (503, retry shortly): to a client, the queue is
     unavailable, as when the broker is down."""
@@ -121,35 +114,23 @@ class IdempotencyConflict(UserError):
 # -- talking to the broker ---------------------------------------------------------------------------------
 @contextlib.contextmanager
 def broker_errors(store: JobStore) -> Iterator[None]:
-    """Broker exceptions as ``QueueUnavailable`` (503), as ``JobStore`` reports them."""
+    """Broker exceptions as ``JobStore`` reports them: ``QueueUnavailable`` (503), ``BrokerFull`` (507)."""
     try:
         yield
     except BROKER_ERRORS as exc:
-        raise QueueUnavailable(
-            f"the job queue is unavailable ({describe_broker(store.settings)}: {type(exc).__name__}); try again shortly"
-        ) from None
+        raise broker_failure(store.settings, exc) from None
 
 
 def _read_json(store: JobStore, key: str) -> dict[str, Any] | None:
-    with broker_errors(store):
-        data = store.storage.peek_data(key)
-    if data is EmptyData:
-        return None
-    try:
-        value = json.loads(bytes(data))
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return store.read_json(key)
 
 
 def _write_json(store: JobStore, key: str, value: dict[str, Any]) -> None:
-    with broker_errors(store):
-        store.storage.put_data(key, json.dumps(value, separators=(",", ":")).encode())
+    store.write_json(key, value)
 
 
 def _delete(store: JobStore, key: str) -> None:
-    with broker_errors(store):
-        store.storage.delete_data(key)
+    store.delete_key(key)
 
 
 class _Call:
@@ -281,13 +262,10 @@ def forget_style_owner(store: JobStore, name: str) -> None:
 
 def style_owners(store: JobStore) -> dict[str, str]:
     """Every recorded user-style owner, by style name (for listings)."""
-    with broker_errors(store):
-        items = store.storage.result_items()
     out = {}
-    for key, value in items.items():
-        if key.startswith("style-owner:"):
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                out[key.removeprefix("style-owner:")] = str(json.loads(bytes(value))["owner"])
+    for key, value in store.items("style-owner:").items():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            out[key.removeprefix("style-owner:")] = str(json.loads(value)["owner"])
     return out
 
 
@@ -335,18 +313,14 @@ def _collect_idempotency(store: JobStore, now: float) -> None:
         if now - _last_gc.get(root, 0.0) < IDEMPOTENCY_GC_EVERY_S:
             return
         _last_gc[root] = now
-    with broker_errors(store):
-        items = store.storage.result_items()
-        for key, value in items.items():
-            if not key.startswith("idem:"):
-                continue
-            try:
-                record = json.loads(bytes(value))
-                expired = float(record.get("expires", record.get("until", 0))) < now
-            except (ValueError, TypeError, AttributeError):
-                expired = True
-            if expired:
-                store.storage.delete_data(key)
+    for key, value in store.items("idem:").items():
+        try:
+            record = json.loads(value)
+            expired = float(record.get("expires", record.get("until", 0))) < now
+        except (ValueError, TypeError, AttributeError):
+            expired = True
+        if expired:
+            store.delete_key(key)
 
 
 def reserve(
@@ -483,7 +457,8 @@ def _commit(store: JobStore, reservation: Reservation, prepared: Prepared, setti
     job = prepared.job
     with BrokerLock(store).hold(deadline):
         current = store.get(job.id)
-        if current is None or current.state != RESERVED:
+        # A reservation past its lease may be removed by any submit or sweep at any moment: never commit one.
+        if current is None or current.state != RESERVED or (current.lease_until or 0) < time.time():
             raise BrokerBusy("this request's place in the queue expired while it was processed; submit it again")
         if prepared.check is not None:
             prepared.check()
@@ -552,8 +527,7 @@ async def submit(request: Request, jobs: SubmitQueue, caller: Caller, spec: Subm
         return _replay(reservation.replay)
     directory = store.job_dir(reservation.job_id)
     try:
-        declared = request.headers.get("content-length", "")
-        await to_thread.run_sync(jobs.check_storage, int(declared) if declared.isdigit() else 0)  # before a byte
+        await to_thread.run_sync(jobs.check_storage, declared_length(request) or 0)  # 507 before a byte is read
         await to_thread.run_sync(lambda: directory.mkdir(parents=True))
         path = directory / spec.upload_name
         saved = await save_upload(request, path, field_name=spec.field_name, limit=spec.limit, raw_types=spec.raw_types)

@@ -9,13 +9,18 @@ it goes to disk (``save_upload``), written in 1 MB pieces off the event loop.
 The whole body must arrive within ``RESTYLE_BODY_TIMEOUT`` seconds, for every
 route (408). Errors are the API's shared ones (``restyle.api.errors``): 408
 too slow, 413 body too large, 415 wrong content type, 422 a missing field,
-all in the one JSON error shape.
+507 no room to write it (a multipart body larger than the temporary folder's
+free space is refused before it is read; a write refused for lack of space
+deletes the partial file), all in the one JSON error shape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import io
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
@@ -27,9 +32,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from restyle.api.errors import BodyTimeout, BodyTooLarge, UnsupportedMediaType
+from restyle.api.errors import BodyTimeout, BodyTooLarge, StorageFull, UnsupportedMediaType, is_disk_full
 
 _CHUNK = 1 << 20
+# Starlette keeps a multipart file part in memory up to this size, then spools it to the temporary folder.
+SPOOL_MAX_BYTES = 1 << 20
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -72,6 +79,16 @@ class _MemorySink:
         self.buffer.write(data)
 
 
+def _write_all(fh: IO[bytes], data: bytes) -> None:
+    """Write every byte to an unbuffered file (a raw write may write part; the next part then raises)."""
+    view = memoryview(data)
+    while view:
+        written = fh.write(view)
+        if not written:  # no progress on a regular file: nothing more fits
+            raise OSError(errno.ENOSPC, "no room to write the upload")
+        view = view[written:]
+
+
 class _FileSink:
     """Collects chunks and writes them to ``fh`` in ``_CHUNK`` pieces on a worker thread (disk I/O off the loop)."""
 
@@ -88,7 +105,7 @@ class _FileSink:
         if self.pending:
             data = bytes(self.pending)
             self.pending.clear()
-            await to_thread.run_sync(self.fh.write, data)
+            await to_thread.run_sync(_write_all, self.fh, data)
 
 
 def _body_timeout(request: Request) -> float | None:
@@ -129,6 +146,7 @@ async def _receive(
 ) -> SavedUpload:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
+        await _check_spool_space(request)
         try:
             form = await request.form(max_files=1, max_fields=16)  # text fields: Starlette's 1 MB each
         except StarletteHTTPException as exc:  # malformed multipart: Starlette says 400; it is bad input
@@ -162,6 +180,31 @@ async def _receive(
     return SavedUpload(size, filename, fields)
 
 
+def declared_length(request: Request) -> int | None:
+    """The request's ``Content-Length`` (None when absent: a chunked body)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
+
+
+def _spool_free_bytes() -> int | None:
+    try:
+        from restyle.jobs.store import free_bytes
+
+        return free_bytes(tempfile.gettempdir())
+    except OSError:  # no usable temporary folder at all: the parser will say so
+        return None
+
+
+async def _check_spool_space(request: Request) -> None:
+    """507 before reading a multipart body that Starlette would spool to a temporary folder with no room for it."""
+    declared = declared_length(request)
+    if declared is None or declared <= SPOOL_MAX_BYTES:
+        return
+    free = await to_thread.run_sync(_spool_free_bytes)
+    if free is not None and free < declared:
+        raise StorageFull("the server's temporary storage is full; retry later")
+
+
 def _count(chunk: bytes, size: int, limit: int) -> int:
     size += len(chunk)
     if size > limit:
@@ -172,15 +215,26 @@ def _count(chunk: bytes, size: int, limit: int) -> int:
 async def save_upload(
     request: Request, target: Path, *, field_name: str, limit: int, raw_types: tuple[str, ...]
 ) -> SavedUpload:
-    """Stream the upload to the file ``target`` (videos, style images): it never sits in memory."""
-    fh = await to_thread.run_sync(open, target, "wb")
+    """Stream the upload to the file ``target`` (videos, style images): it never sits in memory.
+
+    The file is unbuffered, so closing it writes nothing more; when the upload fails (too large, too slow,
+    the client gone, no room: ``StorageFull``, 507) the partial file is deleted.
+    """
+    fh = await to_thread.run_sync(lambda: open(target, "wb", buffering=0))  # noqa: SIM115 - closed below
     try:
         sink = _FileSink(fh)
         saved = await receive_upload(request, sink, field_name=field_name, limit=limit, raw_types=raw_types)
         await sink.flush()
         return saved
-    finally:
+    except BaseException as exc:
         fh.close()  # no await here: this also runs when the request is cancelled
+        with contextlib.suppress(OSError):
+            target.unlink()
+        if is_disk_full(exc):
+            raise StorageFull("the server's storage is full: the upload could not be written; retry later") from None
+        raise
+    finally:
+        fh.close()
 
 
 async def read_upload(

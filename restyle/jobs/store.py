@@ -16,8 +16,11 @@ once, wherever it lands. A message lost outright (taken by a process killed
 before it claimed the job) is found by comparing the ``queued`` records with
 the messages still waiting (``pending_deliveries``), and enqueued again.
 
-``storage_problem`` says when the storage root is short of free space (for
-``/readyz``; uploads should refuse with 507 on the same test).
+``storage_problem`` says when the storage root is short of free space
+(``min_free_bytes``): ``/readyz`` is 503 on it, and uploads refuse with 507 on
+the same test (with the upload's declared size added) before writing a byte.
+A broker whose own file cannot grow (SQLite's "database or disk is full") is
+``BrokerFull``: a 507 too, not a 503, since waiting for the broker will not help.
 """
 
 from __future__ import annotations
@@ -45,15 +48,20 @@ from restyle.settings import Settings
 
 log = logging.getLogger("restyle.jobs")
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
+# ``reserved``: a place in the quotas held while its upload arrives (``restyle.api.submission``); it becomes
+# ``queued`` when the upload is accepted, or disappears (the request failed, or died: the reservation expires).
+RESERVED = "reserved"
+STATES = (RESERVED, "queued", "running", "succeeded", "failed", "cancelled", "expired")
 FINISHED = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 QUEUE_NAME = "restyle-jobs"
 HEARTBEAT_S = 2.0  # how often a worker service says "alive"
 WORKER_TTL = 10.0  # a worker that has not said "alive" for this long no longer counts in /readyz
-# Free space the storage root must keep (``Settings.min_free_bytes`` when the settings have it): below it
-# /readyz says not ready, and uploads should answer 507 before writing.
-MIN_FREE_BYTES = 500_000_000
+# How long a broker call may wait for SQLite's write lock (or a Redis socket) in a worker process. API
+# processes pass ``Settings.broker_timeout`` (2 s) plus half a second instead (``restyle.api.jobs``): a call
+# their request gave up on must not hold the connection (and SQLite's per-process lock) much longer.
+WORKER_BROKER_TIMEOUT_S = 30.0
+REDIS_SOCKET_TIMEOUT_S = 5.0
 
 
 class QueueUnavailable(UserError):
@@ -61,6 +69,15 @@ class QueueUnavailable(UserError):
 
     http_status = 503
     exit_code = 1
+
+
+class BrokerFull(QueueUnavailable):
+    """The broker cannot store more (SQLite: "database or disk is full"): the storage is full, a 507 like a full
+    upload folder, which the client may wait out; never a 503 that would send it retrying at once."""
+
+    http_status = 507
+    error_kind = "storage_full"
+    public_message = True
 
 
 class JobNotFound(UserError):
@@ -86,6 +103,16 @@ def _broker_errors() -> tuple[type[BaseException], ...]:
 BROKER_ERRORS = _broker_errors()
 
 
+def broker_failure(settings: Settings, exc: BaseException) -> QueueUnavailable:
+    """The error to raise for a broker exception: ``BrokerFull`` (507) when its storage is full, else
+    ``QueueUnavailable`` (503) naming the broker (an authenticated caller and the operator may read it)."""
+    if isinstance(exc, sqlite3.OperationalError) and "database or disk is full" in str(exc):
+        return BrokerFull("job storage is full (the job queue cannot grow); retry later")
+    return QueueUnavailable(
+        f"the job queue is unavailable ({describe_broker(settings)}: {type(exc).__name__}); try again shortly"
+    )
+
+
 def describe_broker(settings: Settings) -> str:
     """Where the queue lives, for messages (no password)."""
     if not settings.broker_url:
@@ -97,8 +124,8 @@ def describe_broker(settings: Settings) -> str:
 
 
 def min_free_bytes(settings: Settings) -> int:
-    """The free space the storage root must keep (``RESTYLE_MIN_FREE_BYTES`` once the settings define it)."""
-    return int(getattr(settings, "min_free_bytes", MIN_FREE_BYTES))
+    """The free space the storage root must keep (``RESTYLE_MIN_FREE_BYTES``)."""
+    return settings.min_free_bytes
 
 
 def free_bytes(root: Path | str) -> int | None:
@@ -115,23 +142,35 @@ def free_bytes(root: Path | str) -> int | None:
         return None
 
 
-def storage_problem(settings: Settings) -> str | None:
-    """Why the storage root cannot take more files (free space under ``min_free_bytes``), or None.
+def storage_problem(settings: Settings, incoming: int = 0) -> str | None:
+    """Why the storage root cannot take ``incoming`` more bytes (free space would fall under ``min_free_bytes``),
+    or None.
 
-    The message names amounts only, never the path: it is shown on the open ``/readyz``.
+    The message names amounts only, never the path: it is shown on the open ``/readyz`` and in 507 answers.
     """
-    free, need = free_bytes(settings.storage_root), min_free_bytes(settings)
-    if free is None or free >= need:
+    free, need, incoming = free_bytes(settings.storage_root), min_free_bytes(settings), max(0, incoming)
+    if free is None or free - incoming >= need:
         return None
+    if incoming:
+        return (
+            f"job storage is almost full ({free / 1e6:.0f} MB free; the upload needs {incoming / 1e6:.0f} MB "
+            f"and {need / 1e6:.0f} MB must stay free)"
+        )
     return f"job storage is almost full ({free / 1e6:.0f} MB free, at least {need / 1e6:.0f} MB needed)"
 
 
-def make_huey(settings: Settings, run: Callable[[Huey, Settings, str, int], None] | None = None) -> Huey:
+def make_huey(
+    settings: Settings, run: Callable[[Huey, Settings, str, int], None] | None = None, timeout: float | None = None
+) -> Huey:
     """The queue the settings name; the API and every worker build it the same way (same tasks, same names).
 
     ``run(huey, settings, job_id, delivery)`` is what a task does when a worker takes it
     (``restyle.jobs.worker.run_delivery``); the API, which only enqueues, leaves it out. So the store names
     the tasks and never imports the worker that runs them.
+
+    ``timeout``: the longest a broker call waits (SQLite's busy timeout; for Redis the socket timeout, at most
+    ``REDIS_SOCKET_TIMEOUT_S``). Workers use the default, ``WORKER_BROKER_TIMEOUT_S``; API processes pass
+    ``Settings.broker_timeout`` (plus a margin), so that a call a request stopped waiting for gives up soon too.
     """
     if settings.broker_url:
         if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
@@ -139,11 +178,19 @@ def make_huey(settings: Settings, run: Callable[[Huey, Settings, str, int], None
         # socket timeouts: an API request must fail fast (503) when Redis is gone, not hang.
         from redis import ConnectionPool
 
-        pool = ConnectionPool.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=2)
+        socket_timeout = REDIS_SOCKET_TIMEOUT_S if timeout is None else min(REDIS_SOCKET_TIMEOUT_S, timeout)
+        pool = ConnectionPool.from_url(
+            settings.broker_url, socket_timeout=socket_timeout, socket_connect_timeout=min(2.0, socket_timeout)
+        )
         huey: Huey = RedisHuey(QUEUE_NAME, connection_pool=pool, results=False, blocking=True, read_timeout=1)
     else:
         settings.storage_root.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(QUEUE_NAME, filename=str(settings.storage_root / "queue.sqlite3"), results=False, timeout=30)
+        huey = SqliteHuey(
+            QUEUE_NAME,
+            filename=str(settings.storage_root / "queue.sqlite3"),
+            results=False,
+            timeout=WORKER_BROKER_TIMEOUT_S if timeout is None else timeout,
+        )
     register_tasks(huey, settings, run)
     return huey
 
@@ -249,10 +296,7 @@ class JobStore:
         try:
             yield
         except BROKER_ERRORS as exc:
-            raise QueueUnavailable(
-                f"the job queue is unavailable ({describe_broker(self.settings)}: {type(exc).__name__}); "
-                "try again shortly"
-            ) from None
+            raise broker_failure(self.settings, exc) from None
 
     # -- files ------------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -325,6 +369,33 @@ class JobStore:
                 self.storage.delete_data(key)
             self.storage.delete_data(f"cancel:{job_id}")
             self.storage.delete_data(f"job:{job_id}")
+
+    # -- other records beside the jobs (the submit lock, Idempotency-Key answers, style owners) ----------------
+    def read_json(self, key: str) -> dict[str, Any] | None:
+        """The JSON object stored at ``key``; None when there is none (or it is not a JSON object)."""
+        with self._guard():
+            data = self.storage.peek_data(key)
+        if data is EmptyData:
+            return None
+        try:
+            value = json.loads(bytes(data))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def write_json(self, key: str, value: dict[str, Any]) -> None:
+        with self._guard():
+            self.storage.put_data(key, json.dumps(value, separators=(",", ":")).encode())
+
+    def delete_key(self, key: str) -> None:
+        with self._guard():
+            self.storage.delete_data(key)
+
+    def items(self, prefix: str) -> dict[str, bytes]:
+        """Every stored value whose key starts with ``prefix``, by key."""
+        with self._guard():
+            found = self.storage.result_items()
+        return {key: bytes(value) for key, value in found.items() if key.startswith(prefix)}
 
     # -- delivery -----------------------------------------------------------------------------------
     def enqueue(self, job: Job) -> None:

@@ -20,7 +20,9 @@ request; the job's own ``cancel`` event (never a shared one: see
 * the worker killed (``kill -9``, OOM): the lease runs out, a sweeper requeues the
   job (up to ``job_attempts`` runs), and any worker picks it up;
 * its queue message lost (taken by a process that died before claiming it, or never written):
-  a sweeper that finds a ``queued`` job with no message for ``LOST_MESSAGE_GRACE_S`` enqueues it again.
+  a sweeper that finds a ``queued`` job with no message for ``RESTYLE_JOB_LOST_GRACE`` enqueues it again;
+* a reservation whose API process died mid-upload (``reserved`` past its lease): the sweep removes it
+  and its folder, so it holds no quota.
 
 Every process of ``restyle worker`` dies with its parent: the Huey worker processes and the
 housekeeper ask Linux for SIGTERM when their parent dies (``PR_SET_PDEATHSIG``, with a parent-pid
@@ -49,6 +51,7 @@ from restyle.jobs.store import (
     BROKER_ERRORS,
     FINISHED,
     HEARTBEAT_S,
+    RESERVED,
     Job,
     JobStore,
     QueueUnavailable,
@@ -63,9 +66,13 @@ log = logging.getLogger("restyle.jobs")
 _PROGRESS_EVERY_S = 0.5
 PICKUP_POLL_S = 0.1
 _CANCEL_POLL_S = 0.25
-# A queued job whose message has been missing from the queue this long is enqueued again. Taking a message
-# and claiming it (which turns the job ``running``) are milliseconds apart, so this only catches real losses.
+# A queued job whose message has been missing from the queue this long is enqueued again (the default of
+# ``RESTYLE_JOB_LOST_GRACE``). Taking a message and claiming it (which turns the job ``running``) are
+# milliseconds apart, so this only catches real losses.
 LOST_MESSAGE_GRACE_S = 30.0
+# A reservation (``reserved``: a place in the quotas while its upload arrives) whose lease ended this long ago is
+# removed by the sweep; the API's own submits remove expired ones too, and never commit one past its lease.
+RESERVATION_SWEEP_MARGIN_S = 60.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _PARENT_POLL_S = 1.0
 
@@ -255,6 +262,15 @@ def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None
             _remove_files(store, job, keep_result=False)
         return
     run.done.set()
+    # Tidy the folder *before* saying "succeeded": a client that lists the job's files as soon as it sees the
+    # state must find only what a finished job keeps (no input, no run/ folder). Not if the job was given to
+    # another worker meanwhile (a lease that ran out): that run needs its input.
+    current = store.get(job.id)
+    if current is None or current.delivery != job.delivery:
+        run.superseded = True
+        log.info("job %s was given to another worker; this run's result is left to it", job.id)
+        return
+    _remove_files(store, job, keep_result=True)
     size = sum(
         path.stat().st_size for name in KEPT_FILES.get(job.kind, ()) if (path := store.job_dir(job.id) / name).is_file()
     )
@@ -268,7 +284,6 @@ def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None
         lease_until=None,
     )
     if not run.superseded:
-        _remove_files(store, job, keep_result=True)
         unit = "steps" if job.kind == "style" else "frames"
         log.info("job %s succeeded: %d %s in %.1f s", job.id, frames, unit, time.time() - (job.started_at or 0))
 
@@ -316,17 +331,19 @@ def _remove_files(store: JobStore, job: Job, keep_result: bool) -> None:
 def sweep(
     store: JobStore, settings: Settings, now: float | None = None, lost_grace: float | None = None
 ) -> dict[str, int]:
-    """Requeue jobs whose lease ran out (their worker died) or whose queue message was lost; expire and
-    forget old finished jobs.
+    """Requeue jobs whose lease ran out (their worker died) or whose queue message was lost; remove stale
+    reservations; expire and forget old finished jobs.
 
     Safe to run in every worker service at once: a ``put_if_empty`` key per
     (job, delivery) lets exactly one of them act on each expired lease or lost message.
+    ``lost_grace``: default ``settings.job_lost_grace``.
     """
     now = time.time() if now is None else now
-    counts = {"requeued": 0, "gave_up": 0, "expired": 0, "forgotten": 0, "lost": 0}
+    counts = {"requeued": 0, "gave_up": 0, "expired": 0, "forgotten": 0, "lost": 0, "reservations": 0}
     jobs = store.all()
-    grace = LOST_MESSAGE_GRACE_S if lost_grace is None else lost_grace
+    grace = settings.job_lost_grace if lost_grace is None else lost_grace
     counts["lost"] = _requeue_lost_messages(store, [j for j in jobs if j.state == "queued"], now, grace)
+    counts["reservations"] = _remove_stale_reservations(store, [j for j in jobs if j.state == RESERVED], now)
     for job in jobs:
         if job.state == "running" and job.lease_until is not None and job.lease_until < now:
             if not store.once(f"sweep:{job.id}:{job.delivery}"):
@@ -354,6 +371,27 @@ def sweep(
             store.forget(job.id)
             counts["forgotten"] += 1
     return counts
+
+
+def _remove_stale_reservations(store: JobStore, reserved: list[Job], now: float) -> int:
+    """Remove ``reserved`` records (and their folders) whose lease ended ``RESERVATION_SWEEP_MARGIN_S`` ago.
+
+    A reservation lives while its request uploads; one whose API process was killed mid-upload would hold
+    its quota place until the next submit cleaned it up. The API never commits a reservation past its lease
+    and the margin is far longer than a commit, so a record read again as still ``reserved`` here is dead.
+    """
+    removed = 0
+    for job in reserved:
+        if job.lease_until is None or job.lease_until + RESERVATION_SWEEP_MARGIN_S >= now:
+            continue
+        current = store.get(job.id)
+        if current is None or current.state != RESERVED or current.lease_until != job.lease_until:
+            continue
+        store.forget(job.id)
+        shutil.rmtree(store.job_dir(job.id), ignore_errors=True)
+        log.info("reservation %s expired (its request never finished); removed", job.id)
+        removed += 1
+    return removed
 
 
 def _requeue_lost_messages(store: JobStore, queued: list[Job], now: float, grace: float) -> int:

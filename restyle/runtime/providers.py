@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,16 @@ def _preload_cuda_libraries() -> None:
 
 def _trt_options(precision: str, num_styles: int, cache_dir: Path | None) -> dict[str, Any]:
     cache = (cache_dir or DEFAULT_CACHE_DIR) / "tensorrt"
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        cached = os.access(cache, os.W_OK | os.X_OK)
+    except OSError:
+        cached = False  # a read-only or full cache folder: build the engine at every start, never fail for it
     return {
         "trt_fp16_enable": "1" if precision == "fp16" else "0",
-        "trt_engine_cache_enable": "1",
-        "trt_engine_cache_path": str(cache),
-        "trt_timing_cache_enable": "1",
+        "trt_engine_cache_enable": "1" if cached else "0",
+        **({"trt_engine_cache_path": str(cache)} if cached else {}),
+        "trt_timing_cache_enable": "1" if cached else "0",
         # One profile covering everything from thumbnails to 2048-pixel tiles, so that
         # new photo sizes do not rebuild the engine (a build takes minutes).
         "trt_profile_min_shapes": f"image:1x3x16x16,style:1x{num_styles}",

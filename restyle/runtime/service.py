@@ -95,10 +95,17 @@ class StyleService:
         if not spec:
             raise UnknownStyle("no style models are installed on this server")
         model, _, sub = spec.partition(":")
-        if not sub:  # a style inside a multi-style model may be named on its own: "udnie"
-            model, inner = self.registry.lookup(model)  # UnknownStyle for unknown or malformed names
-            sub = inner or ""
-        info = self.registry.info(model)  # UnknownStyle for unknown or malformed names, before any path use
+        try:
+            if not sub:  # a style inside a multi-style model may be named on its own: "udnie"
+                model, inner = self.registry.lookup(model)  # UnknownStyle for unknown or malformed names
+                sub = inner or ""
+            info = self.registry.info(model)  # UnknownStyle for unknown or malformed names, before any path use
+        except UnknownStyle as exc:
+            if "available:" not in str(exc):
+                raise
+            # The registry lists every installed name, other API keys' user styles included: the catalogue
+            # (GET /v1/styles) is where a caller sees the names it may use.
+            raise UnknownStyle(f"unknown style {spec!r}; see GET /v1/styles") from None
         if sub and sub not in info.style_names:
             raise UnknownStyle(f"model {model!r} has no style {sub!r}; it has: {', '.join(info.style_names)}")
         return Choice(model, sub or info.style_names[0], len(info.style_names) > 1)

@@ -20,6 +20,7 @@ bundled models alike get them). The rewritten graph keeps the ``style`` input
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -29,7 +30,17 @@ from onnx import helper, numpy_helper
 from restyle.contract import INPUT_STYLE
 from restyle.runtime.thumbnail_norm import stat_names
 
+log = logging.getLogger(__name__)
+
 CANONICAL_MARK = "restyle.canonical"  # metadata key set on canonical graphs, so they are not rebuilt
+
+
+class ScratchUnavailable(RuntimeError):
+    """The canonical graph could not be built: no scratch folder, or ONNX Runtime could not write its file there.
+
+    Callers run the graph as it was exported instead (:func:`canonical_or_none`);
+    the canonical form only enables rewrites that make it faster.
+    """
 
 
 def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -41,6 +52,11 @@ def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
     ORT session and a scratch file, and depends on the model alone: callers
     that specialise one model repeatedly (``Stylizer.frozen``, once per video
     shot) build it once and pass it in; a marked graph is returned as it is.
+
+    ORT hands the optimised graph back only as a file, so this needs scratch
+    space: with no usable temporary folder, or when the write fails (disk
+    full, a file-size limit), it raises :class:`ScratchUnavailable`, and the
+    partial file goes with the scratch folder.
     """
     if any(p.key == CANONICAL_MARK for p in model.metadata_props):
         return model
@@ -48,16 +64,35 @@ def canonical(model: onnx.ModelProto) -> onnx.ModelProto:
     from pathlib import Path
 
     import onnxruntime as ort
+    from google.protobuf.message import DecodeError
 
-    with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        so.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
-        so.log_severity_level = 3
-        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        out = onnx.load(so.optimized_model_filepath)
+    data = model.SerializeToString()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.log_severity_level = 3
+    try:
+        with tempfile.TemporaryDirectory(prefix="restyle-canonical-", ignore_cleanup_errors=True) as tmp:
+            so.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
+            try:
+                ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001 - ORT reports a failed write as InvalidProtobuf
+                so.optimized_model_filepath = ""
+                ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])  # a bad model raises here
+                raise ScratchUnavailable(f"ONNX Runtime could not write the optimised graph: {exc}") from exc
+            out = onnx.load(so.optimized_model_filepath)
+    except (OSError, DecodeError) as exc:  # no usable temporary folder, or a file cut short
+        raise ScratchUnavailable(f"no scratch space for the optimised graph: {exc}") from exc
     out.metadata_props.add(key=CANONICAL_MARK, value="1")
     return out
+
+
+def canonical_or_none(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """:func:`canonical`, or None when it needs scratch space that is missing or full (the caller keeps ``model``)."""
+    try:
+        return canonical(model)
+    except ScratchUnavailable as exc:
+        log.info("running the exported graph, without graph rewrites: %s", exc)
+        return None
 
 
 def _rewritable(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -74,6 +74,8 @@ class Stylizer:
         self._lock = threading.Lock()
         self._tiling: tuple[ort.InferenceSession, ort.InferenceSession, list[str]] | None = None
         self._canonical: onnx.ModelProto | None = None  # see _canonical_model
+        self._no_scratch = False  # the canonical graph could not be built (no scratch space): run graphs as exported
+        self._feed: dict[str, np.ndarray] | None = None  # extra inputs of every network call (a frozen fallback)
         self._session = self._load_optimized()
 
     # -- sessions ---------------------------------------------------------
@@ -85,7 +87,7 @@ class Stylizer:
             ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         )
         if save_to is not None:
-            so.optimized_model_filepath = str(save_to.with_name(f".{save_to.name}.{os.getpid()}.tmp"))
+            so.optimized_model_filepath = str(save_to)
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.inter_op_num_threads = 1
         if self.threads:
@@ -98,11 +100,11 @@ class Stylizer:
         if self.requested_provider == "auto" and self._chain[0][0] not in session.get_providers():
             log.warning("CUDA did not start; running %s on the CPU", self.path.name)
             self._chain = provider_list("cpu")
+            if save_to is not None:  # written for the provider that did not start: empty, so it is never published
+                with contextlib.suppress(OSError):
+                    save_to.write_bytes(b"")
             return self._create_session(model)
         verify(session, self._chain)
-        if save_to is not None:
-            with contextlib.suppress(OSError):  # a cache that cannot be written only costs the next start
-                os.replace(so.optimized_model_filepath, save_to)
         return session
 
     def _load_optimized(self) -> ort.InferenceSession:
@@ -115,27 +117,40 @@ class Stylizer:
         ORT version, the provider and this CPU's model name. The file lives in
         the cache folder rather than beside the model, because bundled models
         sit in a read-only install. Any failure just optimises again.
+
+        Nothing here needs disk space: with no scratch space for the rewrite
+        (``specialize.canonical``) the exported graph runs as it is, and a
+        cache file that cannot be written completely is never published
+        (``optimized_cache.publish``), so no reader sees a partial one.
         """
-        from restyle.runtime.optimized_cache import cached_model_path
+        from restyle.runtime import optimized_cache
 
         model = self.path.read_bytes()
         rewrite = self._rewrites_graphs()
         # the key names the rewrite too, so a cache written before it (or by a GPU session) is never taken for it
-        cached = cached_model_path(model + (SUBPIXEL_TAG if rewrite else b""), self._chain[0][0], self.cache_dir)
+        key = model + (SUBPIXEL_TAG if rewrite else b"")
+        cached = optimized_cache.cached_model_path(key, self._chain[0][0], self.cache_dir)
         if cached is not None and cached.is_file():
             try:
                 return self._create_session(str(cached), optimize=False)
             except UserError:
-                cached.unlink(missing_ok=True)  # stale or damaged: rebuild it below
-        graph = self._rewritten(_copy(self._canonical_model())).SerializeToString() if rewrite else model
-        if cached is None:
+                optimized_cache.discard(cached)  # stale or damaged: rebuild it below
+        graph = model
+        if rewrite:
+            canonical_graph = self._canonical_model()
+            if canonical_graph is None:  # no scratch space: the exported graph, never cached as the rewritten one
+                return self._create_session(model)
+            graph = self._rewritten(_copy(canonical_graph)).SerializeToString()
+        scratch = optimized_cache.scratch_file(cached) if cached is not None else None
+        if cached is None or scratch is None:
             return self._create_session(graph)
         try:
-            return self._create_session(graph, save_to=cached)
-        except UserError:  # ORT could not write the cache file (disk full, quota): run without caching
-            with contextlib.suppress(OSError):
-                cached.with_name(f".{cached.name}.{os.getpid()}.tmp").unlink(missing_ok=True)
+            session = self._create_session(graph, save_to=scratch)
+        except UserError:  # ORT could not write the cache file (disk full, quota, file-size limit): run without it
+            optimized_cache.discard(scratch)
             return self._create_session(graph)
+        optimized_cache.publish(scratch, cached)  # a cache that cannot be written only costs the next start
+        return session
 
     def _rewrites_graphs(self) -> bool:
         """Whether this stylizer runs its graphs with the resize-convolutions as sub-pixel convolutions.
@@ -173,26 +188,34 @@ class Stylizer:
                 import onnx
 
                 from restyle.runtime import thumbnail_norm
-                from restyle.runtime.specialize import canonical
+                from restyle.runtime.specialize import canonical_or_none
 
                 proto = onnx.load(str(self.path))
                 stats = self._create_session(thumbnail_norm.stats_model(proto).SerializeToString())
                 apply_graph = thumbnail_norm.apply_model(proto)
-                if self._rewrites_graphs():
-                    apply_graph = self._rewritten(canonical(apply_graph))
+                if self._rewrites_graphs() and not self._no_scratch:
+                    canonical_graph = canonical_or_none(apply_graph)  # None: no scratch space, run it as built
+                    if canonical_graph is not None:
+                        apply_graph = self._rewritten(canonical_graph)
                 apply = self._create_session(apply_graph.SerializeToString())
                 self._tiling = (stats, apply, thumbnail_norm.stat_names(proto))
             return self._tiling
 
-    def _canonical_model(self) -> onnx.ModelProto:
-        """This model's canonical graph (``specialize.canonical``), built on first use and kept."""
+    def _canonical_model(self) -> onnx.ModelProto | None:
+        """This model's canonical graph (``specialize.canonical``), built on first use and kept.
+
+        None when it cannot be built for want of scratch space (no usable
+        temporary folder, a full disk, a file-size limit): callers then run
+        the exported graph, unrewritten. Not retried for this model.
+        """
         with self._lock:
-            if self._canonical is None:
+            if self._canonical is None and not self._no_scratch:
                 import onnx
 
-                from restyle.runtime.specialize import canonical
+                from restyle.runtime.specialize import canonical_or_none
 
-                self._canonical = canonical(onnx.load(str(self.path)))
+                self._canonical = canonical_or_none(onnx.load(str(self.path)))
+                self._no_scratch = self._canonical is None
             return self._canonical
 
     # -- the raw network ----------------------------------------------------
@@ -244,7 +267,7 @@ class Stylizer:
     def _run(self, batch: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """``run`` with ``(N, S)`` weights already resolved and normalised (not normalised twice)."""
         _, _, h, w = np.shape(batch)
-        out = self._forward(self._session, batch, weights)[0]
+        out = self._forward(self._session, batch, weights, extra=self._feed)[0]
         return out[:, :, :h, :w]
 
     def frozen(self, reference: np.ndarray, options: StylizeOptions | None = None) -> Stylizer:
@@ -259,6 +282,10 @@ class Stylizer:
         output for ``reference`` itself (max difference 1e-6). The copy serves
         one style (the one in ``options``); stylize the frames with the same
         ``options``.
+
+        Without scratch space for the rewrite (``specialize.canonical``) the
+        copy runs the tiling graph instead, which takes the same statistics
+        as inputs: the same pictures, without the speed-up.
         """
         import copy
 
@@ -271,8 +298,12 @@ class Stylizer:
         scale = options.scale_for(h, w)
         network_input = resize(photo, max(1, round(h / scale)), max(1, round(w / scale)))
         stats = self.thumbnail_stats(network_input, vec)
-        proto = self._rewritten(freeze_norms(self._canonical_model(), vec, stats))
+        canonical_graph = self._canonical_model()
         twin = copy.copy(self)
+        if canonical_graph is None:  # no scratch space for the rewrite: the same statistics, fed to the tiling graph
+            twin._session, twin._feed = self._tiling_sessions()[1], stats
+            return twin
+        proto = self._rewritten(freeze_norms(canonical_graph, vec, stats))
         twin._session = self._create_session(proto.SerializeToString())
         return twin
 

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--distill-scales",
-        type=lambda t: [float(v) for v in t.split(",")],
+        type=_scales,
         metavar="F,F",
         help="with --teacher: each step's crops are resized by one of these factors (default 1)",
     )
@@ -100,6 +100,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start from the mean of the base's styles (default) or the nearest one (lowest style + palette loss)",
     )
     p.set_defaults(func=run)
+
+
+def _scales(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated numbers, e.g. 0.5,0.75,1 (got {text!r})") from None
 
 
 # TrainConfig fields set by a flag of another name or shape; every other field is the flag of its own name.

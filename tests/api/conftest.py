@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 
 from restyle.api.app import create_app
 from restyle.settings import Settings
+from tests import procs
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "restyle" / "assets" / "sample.jpg"
@@ -136,7 +137,7 @@ def start_server(models_dir: Path, env: dict[str, str] | None = None, timeout: f
     full_env["RESTYLE_STORAGE_ROOT"] = tempfile.mkdtemp(prefix="restyle-test-jobs-")  # the job queue's files
     full_env["RESTYLE_JOB_WORKERS"] = "0"  # photo tests: no embedded job worker competing for the CPU
     full_env.update(env or {})
-    proc = subprocess.Popen(
+    proc = procs.popen(
         [sys.executable, "-m", "restyle", "serve", "--port", "0", "--models", str(models_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import procs
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -40,7 +42,7 @@ class Proc:
     def __init__(self, name: str, args: list[str], env: dict[str, str]):
         self.name = name
         self.log: list[str] = []
-        self.popen = subprocess.Popen(
+        self.popen = procs.popen(
             args,
             cwd=REPO,
             env=env,

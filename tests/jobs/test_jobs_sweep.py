@@ -169,12 +169,11 @@ def test_a_video_job_whose_message_was_lost_still_runs(tmp_path: Path) -> None:
         rig.close()
 
 
-def test_the_housekeeper_sweeps_lost_messages_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_housekeeper_sweeps_lost_messages_on_its_own(tmp_path: Path) -> None:
     """The worker service's own housekeeping finds the lost message (grace shortened for the test)."""
     import restyle.jobs.worker as worker
 
-    monkeypatch.setattr(worker, "LOST_MESSAGE_GRACE_S", 0.5)
-    settings = _settings(tmp_path, job_lease=3.0)  # sweeps every second
+    settings = _settings(tmp_path, job_lease=3.0, job_lost_grace=0.5)  # sweeps every second
     store = JobStore(make_huey(settings), settings)
     job = _queued(store)
     _delete_messages(tmp_path)
@@ -190,3 +189,30 @@ def test_the_housekeeper_sweeps_lost_messages_on_its_own(tmp_path: Path, monkeyp
     finally:
         stop.set()
         keeper.join(10)
+
+
+def test_the_sweep_removes_a_reservation_whose_request_died(tmp_path: Path) -> None:
+    """A ``reserved`` record (a quota place held while its upload arrives) whose API process was killed
+    mid-upload: the sweep removes it and its folder once its lease is well past; live ones are kept."""
+    from restyle.jobs.store import RESERVED
+    from restyle.jobs.worker import RESERVATION_SWEEP_MARGIN_S
+
+    store = _store(tmp_path)
+    now = time.time()
+
+    def reservation(lease_until: float) -> Job:
+        job = Job(store.new_id(), "video", RESERVED, "", {}, now - 600, "", owner="k", lease_until=lease_until)
+        store.put(job)
+        store.job_dir(job.id).mkdir(parents=True)
+        (store.job_dir(job.id) / "input.bin").write_bytes(b"half an upload")
+        return job
+
+    dead = reservation(now - RESERVATION_SWEEP_MARGIN_S - 1)
+    just_expired = reservation(now - 1)  # its commit is refused already; the sweep leaves it a margin
+    alive = reservation(now + 100)
+    counts = sweep(store, store.settings, now=now)
+    assert counts["reservations"] == 1 and counts["lost"] == 0 and counts["requeued"] == 0, counts
+    assert store.get(dead.id) is None and not store.job_dir(dead.id).exists()
+    for job in (just_expired, alive):
+        assert store.get(job.id).state == RESERVED and store.job_dir(job.id).is_dir()  # type: ignore[union-attr]
+    assert sweep(store, store.settings, now=now)["reservations"] == 0

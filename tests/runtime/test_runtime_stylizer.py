@@ -173,3 +173,36 @@ def test_optimized_graph_is_cached_and_reused_with_identical_output(tmp_path) ->
     third = Stylizer(exported(), provider="cpu", threads=1, cache_dir=tmp_path)
     np.testing.assert_allclose(third.run(x), first.run(x), atol=1e-6)
     assert saved[0].stat().st_size > 100
+
+
+def test_a_cache_write_that_fails_leaves_no_file_and_the_model_runs(tmp_path, monkeypatch) -> None:
+    """ONNX Runtime failing part way through the cache file (disk full): no partial file, the session still runs."""
+    x = np.random.default_rng(8).random((1, 3, 40, 44), dtype=np.float32)
+    reference = Stylizer(exported(), provider="cpu", threads=1, cache_dir=tmp_path / "roomy").run(x)
+    real = Stylizer._create_session
+
+    def cut_short(self, model, optimize=True, save_to=None):
+        if save_to is not None:
+            save_to.write_bytes(b"\x08\x07\x12")  # what a write cut short leaves behind
+            raise UserError("[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Protobuf serialization failed.")
+        return real(self, model, optimize, save_to)
+
+    monkeypatch.setattr(Stylizer, "_create_session", cut_short)
+    starved = Stylizer(exported(), provider="cpu", threads=1, cache_dir=tmp_path / "full")
+    assert [p for p in (tmp_path / "full").rglob("*") if p.is_file()] == []
+    np.testing.assert_allclose(starved.run(x), reference, atol=1e-6)
+
+
+def test_publish_moves_only_a_written_scratch_file_into_the_cache(tmp_path) -> None:
+    from restyle.runtime import optimized_cache
+
+    cached = tmp_path / "graph.onnx"
+    empty = optimized_cache.scratch_file(cached)
+    assert empty is not None and empty.parent == tmp_path and empty.name.startswith(".graph.onnx.")
+    assert not optimized_cache.publish(empty, cached)  # nothing was written into it: never a cache file
+    assert list(tmp_path.iterdir()) == []
+    written = optimized_cache.scratch_file(cached)
+    written.write_bytes(b"a graph")
+    assert optimized_cache.publish(written, cached)
+    assert list(tmp_path.iterdir()) == [cached] and cached.read_bytes() == b"a graph"
+    assert optimized_cache.scratch_file(tmp_path / "no-such-folder" / "graph.onnx") is None

@@ -112,7 +112,7 @@ def test_every_config_field_has_a_flag_and_reaches_the_config(tmp_path: Path) ->
             continue
         flag = "--" + name.replace("_", "-")
         value = {int: "7", float: "0.5"}.get(field.annotation, "x")  # type: ignore[call-overload]
-        value = {"lr_schedule": "constant", "start_from": "nearest", "distill_scales": "1,0.5"}.get(name, value)
+        value = {"lr_schedule": "constant", "start_from": "nearest", "distill_scales": "0.5,1"}.get(name, value)
         got = config_values(parser.parse_args([*base, flag, value]))
         assert name in got, f"{flag} did not reach TrainConfig.{name}"
     got = config_values(parser.parse_args([*base, "--style-layers", "relu1_1:2,relu2_1", "--no-amp"]))

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from restyle.models.serialization import load_model
+from tests import procs
 
 
 @pytest.mark.slow
@@ -23,7 +24,7 @@ def test_torchrun_two_processes_gloo(photo_dir: Path, style_image: Path, tmp_pat
         "--steps", "3", "--batch-size", "1", "--image-size", "32", "--style-size", "32",
         "--log-every", "1", "--checkpoint-every", "3", "--device", "cpu", "--identity-steps", "2",
     ]  # fmt: skip
-    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", **procs.home_environment()}  # the session's home
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     # Rank 0 alone writes: one metrics line per step, not two.

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import procs
+
 
 @pytest.mark.slow
 def test_ctrl_c_saves_a_resumable_checkpoint(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
@@ -19,7 +21,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(photo_dir: Path, style_image: Path,
         "--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log-every", "1", "--checkpoint-every", "1000",
         "--identity-steps", "0",
     ]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "restyle", "train", *args], stderr=subprocess.PIPE, text=True)
+    proc = procs.popen([sys.executable, "-m", "restyle", "train", *args], stderr=subprocess.PIPE, text=True)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 600  # generous: CI machines may be busy
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from restyle.api.app import create_app
 from restyle.jobs.worker import WorkerService
 from restyle.settings import Settings, child_environment
+from tests import procs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,7 +89,7 @@ def worker_process(settings: Settings, log: Path, processes: int = 1) -> subproc
     """A real ``restyle worker`` (its own session, so a test can kill its whole process group); output to ``log``."""
     env = {**child_environment(settings), "PYTHONPATH": str(REPO)}
     with open(log, "ab") as out:
-        return subprocess.Popen(
+        return procs.popen(
             [sys.executable, "-m", "restyle", "worker", "--processes", str(processes)],
             cwd=REPO,
             env=env,

@@ -18,6 +18,7 @@ from restyle.cli import main
 from restyle.errors import UserError
 from restyle.video.io import BadVideo, probe
 from restyle.video.stylize import stylize_video
+from tests import procs
 from tests.video.clips import audio_packets, moving_scene, video_summary, write_clip
 
 
@@ -162,7 +163,7 @@ def test_ctrl_c_leaves_no_file_at_target(model_path: Path, tmp_path: Path) -> No
     src = write_clip(tmp_path / "long.mp4", moving_scene(48, 320, 240), fps=24, audio=True)
     target = tmp_path / "out" / "styled.mp4"
     cmd = [sys.executable, "-m", "restyle", "video", str(src), "-o", str(target), "--style", str(model_path)]
-    proc = subprocess.Popen(cmd + ["--threads", "1"], stderr=subprocess.PIPE, text=True)
+    proc = procs.popen(cmd + ["--threads", "1"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(target.parent.glob(".styled.mp4.*")):
         if proc.poll() is not None:
