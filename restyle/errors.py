@@ -72,13 +72,28 @@ class Cancelled(Exception):
     """
 
 
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@~+-]+){2,}/?")
+# An absolute path: not inside a word, a URL or another path (the lookbehind), two or more segments.
+_PATH = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:)?(?:/[\w.@~+-]+){2,}/?")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
+_CREDENTIALS = re.compile(r"(//)[^/@\s]+@")
+# The service's own routes are public knowledge, not file system paths.
+_ROUTE = re.compile(r"/(?:v1|v2)(?:/[\w.{}-]+)+/?")
 
 
 def scrub(message: str) -> str:
     """Replace absolute paths in a message: a model or temp path tells an attacker too much.
 
     Every message that leaves the server goes through it: error responses,
-    job errors (``GET /v1/jobs/{id}``) and ``/readyz``.
+    job errors (``GET /v1/jobs/{id}``) and ``/readyz``. URLs are kept whole
+    (with any ``user:password@`` removed) and so are the API's own routes
+    (``/v1/...``), which a path pattern alone used to mangle into ``https:/<path>``.
     """
-    return _PATH.sub("<path>", message)
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(_CREDENTIALS.sub(r"\1", match.group(0)))
+        return f"\x00{len(kept) - 1}\x00"
+
+    text = _ROUTE.sub(keep, _URL.sub(keep, message))
+    text = _PATH.sub("<path>", text)
+    return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)
