@@ -199,7 +199,18 @@ class Settings(RuntimeSettings):
     )
     max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting to run, server-wide; beyond: 429.")
     max_jobs_per_key: int = Field(10, ge=1, description="Unfinished jobs per API key (or per anonymous user): 429.")
-    max_storage_bytes: int = Field(20_000_000_000, ge=1, description="Bytes under storage_root; beyond: 507.")
+    max_storage_bytes: int = Field(
+        20_000_000_000, ge=1, description="Bytes of job files and installed user styles; beyond: 507."
+    )
+    max_styles_per_key: int = Field(
+        20, ge=1, description="User styles (installed or training) per API key; POST /v1/styles beyond: 429."
+    )
+    style_retention: float = Field(
+        90 * 24 * 3600.0,
+        ge=0,
+        description="Seconds a user style made through the API is kept unused (stylize, preview, video job) "
+        "before the job workers' sweep deletes it; 0: never.",
+    )
     min_free_bytes: int = Field(
         500_000_000,
         ge=0,

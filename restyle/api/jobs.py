@@ -228,7 +228,8 @@ class JobQueue:
             self._store = None
 
     def check_storage(self, incoming: int) -> None:
-        """``StorageFull`` (507) when ``incoming`` more bytes would pass ``max_storage_bytes``, or leave the storage
+        """``StorageFull`` (507) when ``incoming`` more bytes would pass ``max_storage_bytes`` (job files plus the
+        installed user styles made through the API: ``JobStore.bytes_used``), or leave the storage
         root's file system with less than ``min_free_bytes`` free. Called before the body is read (``incoming``
         from ``Content-Length``) and again after. The message names amounts, never the path."""
         if problem := storage_problem(self.settings, incoming):

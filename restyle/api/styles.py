@@ -35,7 +35,9 @@ Names stay one namespace: a name taken by another key's style is a 409.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
+import threading
 import time
 from typing import Annotated, Any, Literal
 
@@ -64,7 +66,7 @@ from restyle.api.submission import (
 from restyle.api.uploads import body_error, with_form_fields
 from restyle.errors import UnknownStyle, UserError
 from restyle.imaging import decode_image, encode_image
-from restyle.jobs.store import ACTIVE, Job, JobStore
+from restyle.jobs.store import ACTIVE, Job, JobStore, style_use_record_every
 from restyle.jobs.tasks.style import PREVIEW  # a light module: training is imported in its functions
 from restyle.runtime.registry import remove_model, valid_name
 from restyle.runtime.service import StyleService
@@ -89,6 +91,12 @@ class StyleBusy(UserError):
 
     http_status = 409
     retry_after = 5
+
+
+class TooManyStyles(UserError):
+    """The key owns ``max_styles_per_key`` user styles (installed or training) already."""
+
+    http_status = 429
 
 
 class PreviewNotReady(UserError):
@@ -164,7 +172,7 @@ _errors = {
         413: "Upload over max_upload_bytes, or image over max_pixels (a decompression bomb).",
         415: "Not an image, truncated, or an unsupported content type.",
         422: "Invalid name or steps, a single-style base, an image under 64 px, or no image.",
-        429: "The job queue, or this key's share of it, is full.",
+        429: "The job queue, or this key's share of it, is full; or the key has max_styles_per_key styles.",
         503: "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT.",
         507: "Job storage is full.",
     }.items()
@@ -240,11 +248,60 @@ def hidden_styles(store: JobStore, caller: Caller) -> set[str]:
 
 
 def style_visible(request: Request, name: str) -> bool:
-    """Whether the request's caller may see (and use) the style or model ``name``: False for another key's."""
+    """Whether the request's caller may see (and use) the user style or model ``name``: False for another key's.
+
+    The photo routes ask it before they use a user model, so a True answer is also recorded as a use of it
+    (``style_retention``; at most hourly per style and process, best effort).
+    """
     caller = get_caller(request)
-    if not caller.keyed or caller.admin:
-        return True
-    return caller.sees(style_owner(request.app.state.jobs.store, name.split(":", 1)[0]))
+    jobs: JobQueue = request.app.state.jobs
+    model = name.split(":", 1)[0]
+    if caller.keyed and not caller.admin and not caller.sees(style_owner(jobs.store, model)):
+        return False
+    record_style_use(jobs, model)
+    return True
+
+
+_recorded_uses: dict[tuple[str, str], float] = {}  # (storage root, style) -> when this process last wrote a use
+_recorded_lock = threading.Lock()
+
+
+def record_style_use(jobs: JobQueue, name: str, now: float | None = None) -> None:
+    """Write ``style-used:NAME`` for the user style ``name`` if this process has not for a while (an hour, or
+    a quarter of a shorter ``style_retention``); the broker being down costs nothing but the record."""
+    settings = jobs.settings
+    if settings.style_retention <= 0:
+        return
+    now = time.time() if now is None else now
+    key = (str(settings.storage_root), name)
+    with _recorded_lock:
+        if now - _recorded_uses.get(key, -math.inf) < style_use_record_every(settings):
+            return
+        _recorded_uses[key] = now
+    with contextlib.suppress(UserError):
+        jobs.store.record_style_use(name, now)
+
+
+def _check_style_quota(settings: Any, store: JobStore, caller: Caller) -> None:
+    """429 when the caller's key already owns ``max_styles_per_key`` styles, installed or in training.
+
+    Only with API keys (like the per-key job quota). Counted from the owner records, which are written
+    under the broker lock when a training is queued: checked there again (``Prepared.check``), a burst
+    of submits cannot pass the limit.
+    """
+    if not caller.keyed:
+        return
+    mine = {name for name, owner in style_owners(store).items() if owner == caller.owner}
+    if len(mine) < settings.max_styles_per_key:
+        return
+    training = {j.style for j in store.all() if j.kind == "style" and j.state in ACTIVE and j.owner == caller.owner}
+    folder = settings.user_models_dir
+    held = sum(1 for name in mine if name in training or (folder / f"{name}.onnx").is_file())
+    if held >= settings.max_styles_per_key:
+        raise TooManyStyles(
+            f"this API key already has {held} styles (limit {settings.max_styles_per_key}); "
+            "delete one (DELETE /v1/styles/{name}) to make room"
+        )
 
 
 def _installed(service: StyleService, name: str) -> tuple[str, str | None, str] | None:
@@ -406,6 +463,7 @@ async def _prepare_style(upload: Upload, query: StyleJobParams) -> Prepared:
     steps = params.steps or settings.style_steps
     if steps > settings.style_max_steps:
         raise body_error("steps", f"steps must be at most {settings.style_max_steps}", "less_than_equal")
+    await run_in_threadpool(_check_style_quota, settings, store, upload.caller)
     await run_in_threadpool(_check_name_free, service, store, name)
     base = await run_in_threadpool(_check_base, service, params.base or settings.style_base)
     # Decoding takes an inference slot like any other decode (429 when the server is full), with the
@@ -433,6 +491,11 @@ async def _prepare_style(upload: Upload, query: StyleJobParams) -> Prepared:
         frames_total=steps,
     )
     status_url = _url(request, "style_status", name)
+
+    def last_check() -> None:  # under the broker lock, just before the enqueue
+        _check_style_quota(settings, store, upload.caller)
+        _check_name_free(service, store, name)
+
     body = StyleAccepted(
         name=name,
         job=JobResponse.of(job, settings.video_retention),
@@ -444,7 +507,7 @@ async def _prepare_style(upload: Upload, query: StyleJobParams) -> Prepared:
         body.model_dump(),
         location(request, request.app.url_path_for("style_status", name=name)),
         # Under the broker lock, just before the enqueue: two requests racing for one name are settled here.
-        check=lambda: _check_name_free(service, store, name),
+        check=last_check,
         on_commit=lambda: set_style_owner(store, name, owner, job.id),
     )
 

@@ -258,6 +258,46 @@ class Job:
 _JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
+# User styles made through ``POST /v1/styles``: their owner (``restyle.api.submission``) and their last use.
+STYLE_OWNER_PREFIX = "style-owner:"
+STYLE_USED_PREFIX = "style-used:"
+# A user style's use is written to the broker (``style-used:NAME``) at most this often per style and process.
+STYLE_USE_RECORD_EVERY_S = 3600.0
+
+
+def style_use_record_every(settings: Settings) -> float:
+    """How often a use of one style is written: hourly, more often under a short ``style_retention``."""
+    return min(STYLE_USE_RECORD_EVERY_S, settings.style_retention / 4)
+
+
+def _record_time(value: bytes) -> float:
+    """The ``at`` of a JSON record (0 when it has none or is unreadable)."""
+    try:
+        return float(json.loads(value).get("at", 0.0))
+    except (ValueError, TypeError, AttributeError):
+        return 0.0
+
+
+def _style_files_bytes(directory: Path, names: set[str]) -> int:
+    """Bytes of the files of the styles ``names`` in ``directory``: ``NAME.onnx``, its card ``NAME.md``, any
+    other ``NAME.*`` (names hold no dot, so no other style's file matches)."""
+    total = 0
+    try:
+        entries = os.scandir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    with entries:
+        for entry in entries:
+            if entry.name.split(".", 1)[0] not in names:
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
 def _tree_bytes(folder: Path | str) -> int:
     total = 0
     try:
@@ -312,12 +352,30 @@ class JobStore:
         return uuid.uuid4().hex
 
     def bytes_used(self) -> int:
-        """Bytes of job files under the storage root (the quota's measure; the small queue file is not counted).
+        """Bytes of job files under the storage root plus the installed user styles made through the API (the
+        quota's measure; the small queue file, bundled styles and models the operator put in are not counted).
 
         ``os.scandir`` rather than ``os.walk`` plus ``lstat`` by path: the same
         answer with a third of the Python work per file.
         """
-        return _tree_bytes(self.root / "jobs")
+        return _tree_bytes(self.root / "jobs") + self.style_bytes()
+
+    def style_bytes(self) -> int:
+        """Bytes of the installed user styles that have an owner record (``style-owner:NAME``)."""
+        names = {key.removeprefix(STYLE_OWNER_PREFIX) for key in self.items(STYLE_OWNER_PREFIX)}
+        return _style_files_bytes(self.settings.user_models_dir, names) if names else 0
+
+    # -- the last use of user styles (``style_retention``) -------------------------------------------
+    def record_style_use(self, name: str, at: float | None = None) -> None:
+        """Write ``style-used:NAME``: the user style ``name`` was used (a photo, a preview, a video job)."""
+        self.write_json(f"{STYLE_USED_PREFIX}{name}", {"at": time.time() if at is None else at})
+
+    def style_uses(self) -> dict[str, float]:
+        """When each user style was last recorded as used, by name."""
+        return {
+            key.removeprefix(STYLE_USED_PREFIX): _record_time(value)
+            for key, value in self.items(STYLE_USED_PREFIX).items()
+        }
 
     # -- records ----------------------------------------------------------------------------------
     def put(self, job: Job) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import multiprocessing
 import os
@@ -48,15 +49,19 @@ from huey.consumer import Consumer, ProcessEnvironment, Scheduler, Worker
 
 from restyle.errors import UserError, scrub
 from restyle.jobs.store import (
+    ACTIVE,
     BROKER_ERRORS,
     FINISHED,
     HEARTBEAT_S,
     RESERVED,
+    STYLE_OWNER_PREFIX,
+    STYLE_USED_PREFIX,
     Job,
     JobStore,
     QueueUnavailable,
     describe_broker,
     make_huey,
+    style_use_record_every,
     worker_id,
 )
 from restyle.settings import Settings
@@ -339,7 +344,7 @@ def sweep(
     ``lost_grace``: default ``settings.job_lost_grace``.
     """
     now = time.time() if now is None else now
-    counts = {"requeued": 0, "gave_up": 0, "expired": 0, "forgotten": 0, "lost": 0, "reservations": 0}
+    counts = {"requeued": 0, "gave_up": 0, "expired": 0, "forgotten": 0, "lost": 0, "reservations": 0, "styles": 0}
     jobs = store.all()
     grace = settings.job_lost_grace if lost_grace is None else lost_grace
     counts["lost"] = _requeue_lost_messages(store, [j for j in jobs if j.state == "queued"], now, grace)
@@ -370,7 +375,77 @@ def sweep(
         elif job.state == "expired" and job.finished_at and job.finished_at < now - 7 * settings.video_retention:
             store.forget(job.id)
             counts["forgotten"] += 1
+    counts["styles"] = _expire_styles(store, settings, jobs, now)
     return counts
+
+
+def _mtime(path: Any) -> float:
+    try:
+        return float(path.stat().st_mtime)
+    except OSError:
+        return 0.0
+
+
+def _expire_styles(store: JobStore, settings: Settings, jobs: list[Job], now: float) -> int:
+    """Delete the user styles made through the API (those with a ``style-owner:`` record) that nobody used for
+    ``style_retention`` seconds: model, card, owner and use records, training jobs. Bundled styles and models
+    the operator put into the folder have no owner record and never expire; a style in training is kept.
+
+    Last use: the newest of its recorded use (``style-used:NAME``, written by the photo routes), its video
+    jobs still on record (written to ``style-used:`` here, so it outlives those records), its training and
+    its model file's install time.
+    """
+    from restyle.runtime.registry import remove_model, valid_name
+
+    retention = settings.style_retention
+    if retention <= 0:
+        return 0
+    owners = store.items(STYLE_OWNER_PREFIX)
+    if not owners:
+        return 0
+    used = store.style_uses()
+    training = {j.style for j in jobs if j.kind == "style" and j.state in ACTIVE}
+    trained: dict[str, float] = {}
+    videos: dict[str, float] = {}
+    for job in jobs:
+        if job.kind == "style":
+            trained[job.style] = max(trained.get(job.style, 0.0), job.finished_at or job.created_at)
+        elif job.kind == "video" and job.state != RESERVED:
+            model = job.style.split(":", 1)[0]
+            videos[model] = max(videos.get(model, 0.0), job.created_at)
+    every = style_use_record_every(settings)
+    user_dir = settings.user_models_dir
+    removed = 0
+    for key, record in owners.items():
+        name = key.removeprefix(STYLE_OWNER_PREFIX)
+        if not valid_name(name) or name in training:
+            continue
+        video = videos.get(name, 0.0)
+        if video > used.get(name, 0.0) + every:
+            store.record_style_use(name, video)
+            used[name] = video
+        try:
+            owner_record = json.loads(record)
+            made = float(owner_record.get("at", 0.0))
+        except (ValueError, TypeError, AttributeError):
+            owner_record, made = None, 0.0
+        last = max(made, used.get(name, 0.0), video, trained.get(name, 0.0), _mtime(user_dir / f"{name}.onnx"))
+        if last >= now - retention:
+            continue
+        # Read again just before deleting: a use, a DELETE or a new training of the name may have come meanwhile.
+        use = store.read_json(f"{STYLE_USED_PREFIX}{name}") or {}
+        if store.read_json(key) != owner_record or float(use.get("at", 0.0)) > used.get(name, 0.0):
+            continue
+        remove_model(user_dir, name)
+        store.delete_key(f"{STYLE_USED_PREFIX}{name}")
+        store.delete_key(key)
+        for job in jobs:
+            if job.kind == "style" and job.style == name:
+                shutil.rmtree(store.job_dir(job.id), ignore_errors=True)
+                store.forget(job.id)
+        log.info("style %r expired (unused since %s); deleted", name, time.strftime("%Y-%m-%d", time.gmtime(last)))
+        removed += 1
+    return removed
 
 
 def _remove_stale_reservations(store: JobStore, reserved: list[Job], now: float) -> int:
