@@ -242,15 +242,15 @@ def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None
         if run.reason == "shutdown":
             _requeue_after_shutdown(store, run)
         elif run.reason == "cancelled":
+            _remove_files(store, job, keep_result=False)  # before the final state, as for "succeeded" below
             run.save(state="cancelled", finished_at=time.time(), error="cancelled on request", lease_until=None)
-            _remove_files(store, job, keep_result=False)
         else:
             log.info("job %s was given to another worker; this run stopped", job.id)
         return
     except UserError as exc:
         run.done.set()
-        run.save(state="failed", finished_at=time.time(), error=scrub(str(exc)), lease_until=None)
         _remove_files(store, job, keep_result=False)
+        run.save(state="failed", finished_at=time.time(), error=scrub(str(exc)), lease_until=None)
         log.info("job %s failed: %s", job.id, scrub(str(exc)))
         return
     except BROKER_ERRORS:
@@ -263,8 +263,8 @@ def _execute(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> None
             if not run.superseded:
                 store.enqueue(job)
         else:
-            run.save(state="failed", finished_at=time.time(), error="internal error", lease_until=None)
             _remove_files(store, job, keep_result=False)
+            run.save(state="failed", finished_at=time.time(), error="internal error", lease_until=None)
         return
     run.done.set()
     # Tidy the folder *before* saying "succeeded": a client that lists the job's files as soon as it sees the
@@ -312,8 +312,8 @@ def _give_up(store: JobStore, job: Job, settings: Settings) -> None:
     job.error = f"the worker running this job stopped {job.attempts} times (killed or out of memory); " + (
         "try fewer steps" if job.kind == "style" else "try a shorter or smaller video"
     )
+    _remove_files(store, job, keep_result=False)  # before the final state: a client that sees it finds no files
     store.put(job)
-    _remove_files(store, job, keep_result=False)
     log.warning("job %s failed after %d attempts", job.id, job.attempts)
 
 

@@ -147,7 +147,8 @@ def test_a_new_style_trains_then_works_everywhere_and_is_deleted(models: Path, s
             "preview_url": "/v1/styles/my-waves/preview",
             "training_preview_url": "/v1/styles/my-waves/training-preview",
         }, status
-        record = client.get(f"/v1/jobs/{job['id']}").json()
+        # the style is installed (ready) before its job folder is cleaned and the job marked succeeded: wait for that
+        record = wait(client, job["id"], until=("succeeded", "failed", "cancelled"))
         assert record["state"] == "succeeded" and record["result"] == "/v1/styles/my-waves" and record["attempts"] == 1
         _error(client.get(f"/v1/jobs/{job['id']}/result"), 404, "no_result_file")
         # installed atomically into the user models folder: the model and its card, no temporary files

@@ -182,10 +182,12 @@ def test_the_housekeeper_sweeps_lost_messages_on_its_own(tmp_path: Path) -> None
     keeper.start()
     try:
         deadline = time.monotonic() + 60
-        while (current := store.get(job.id)) is not None and current.delivery == 1:
+        # the record's new delivery is saved before its message is enqueued: wait for both, not the first alone
+        while store.pending_deliveries() != {(job.id, 2)}:
             assert time.monotonic() < deadline, "the housekeeper never requeued the lost message"
             time.sleep(0.05)
-        assert store.pending_deliveries() == {(job.id, 2)}
+        current = store.get(job.id)
+        assert current is not None and current.delivery == 2 and current.state == "queued"
     finally:
         stop.set()
         keeper.join(10)
