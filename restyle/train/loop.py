@@ -37,6 +37,7 @@ from restyle.train import distributed as D
 from restyle.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from restyle.train.config import TrainConfig
 from restyle.train.data import PhotoFolder, ResumableSampler
+from restyle.train.distill import DISTILL_LAYERS, distill_losses, load_teacher, scaled
 from restyle.train.losses import (
     LossTerms,
     content_loss,
@@ -123,8 +124,6 @@ class Trainer:
 
         self.teacher: StyleNet | None = None
         if cfg.teacher is not None:
-            from restyle.train.distill import DISTILL_LAYERS, load_teacher
-
             self.teacher = load_teacher(cfg.teacher, cfg.style_names()).to(self.device)
             layers = list(DISTILL_LAYERS)  # the trunk is cut after relu2_1: no deeper layer is used
         else:
@@ -329,8 +328,6 @@ class Trainer:
         cfg = self.cfg
         weights = F.one_hot(styles, self.net.num_styles).float().to(x.device)
         if self.teacher is not None:
-            from restyle.train.distill import distill_losses
-
             with torch.no_grad():
                 target = self.teacher(x, weights)
             return distill_losses(self.model(x, weights), target, self.vgg)
@@ -400,8 +397,6 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr_at(self.step) * group.get("lr_scale", 1.0)
         if self.teacher is not None:
-            from restyle.train.distill import scaled
-
             x = scaled(x, self.cfg.distill_scales, self.cfg.seed, self.step, self.net.stride)
         terms = self.losses(x, self.style_indices(self.step, x.shape[0]))
         self.scaler.scale(terms.total).backward()

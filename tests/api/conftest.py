@@ -130,8 +130,19 @@ class Server:
         self.proc, self.url, self.log = proc, url, log
 
 
-def start_server(models_dir: Path, env: dict[str, str] | None = None, timeout: float = 90.0) -> Server:
-    """Start ``python -m restyle serve --port 0`` and read the bound port from uvicorn's banner."""
+def start_server(
+    models_dir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 90.0,
+    *,
+    preexec_fn: Callable[[], None] | None = None,
+    ready: bool = True,
+) -> Server:
+    """Start ``python -m restyle serve --port 0`` and read the bound port from uvicorn's banner.
+
+    ``preexec_fn`` runs in the server process before it starts (a resource limit); ``ready``: wait for
+    ``/readyz`` 200, else only for ``/healthz`` (a server that must report itself not ready).
+    """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESTYLE_")}
     full_env.update({"RESTYLE_BUNDLED": "false", "RESTYLE_MAX_SIZE": "128", "RESTYLE_PREVIEW_SIZE": "64"})
     full_env["RESTYLE_STORAGE_ROOT"] = tempfile.mkdtemp(prefix="restyle-test-jobs-")  # the job queue's files
@@ -144,6 +155,7 @@ def start_server(models_dir: Path, env: dict[str, str] | None = None, timeout: f
         text=True,
         env=full_env,
         cwd=REPO,
+        preexec_fn=preexec_fn,
     )
     log: list[str] = []
     deadline = time.monotonic() + timeout
@@ -158,8 +170,11 @@ def start_server(models_dir: Path, env: dict[str, str] | None = None, timeout: f
             server = Server(proc, match.group(1), log)
             # Keep draining the log so the pipe never fills and blocks the server.
             threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
-            with httpx.Client(base_url=server.url, timeout=10) as c:
-                wait_ready(c, timeout=max(1.0, deadline - time.monotonic()))
+            with httpx.Client(base_url=server.url, timeout=30) as c:
+                if ready:
+                    wait_ready(c, timeout=max(1.0, deadline - time.monotonic()))
+                else:
+                    assert c.get("/healthz").status_code == 200
             return server
     proc.kill()
     raise AssertionError("server did not start:\n" + "".join(log))

@@ -1,6 +1,6 @@
-"""A real ``restyle serve`` on loopback for the fault tests, with what ``tests.api.conftest.start_server`` lacks:
-a ``preexec_fn`` (a file-size limit on the server process), a temporary folder of its own, and a choice of
-what "started" means (``/readyz`` 200, or only ``/healthz`` for a server that must report itself not ready).
+"""A real ``restyle serve`` on loopback for the fault tests: ``tests.api.conftest.start_server`` with a storage
+root and temporary folder of the test's own and no free-space floor, plus a ``preexec_fn`` (a file-size limit on
+the server process) and a choice of what "started" means (``/readyz`` 200, or only ``/healthz``).
 
 Also the raw-socket helpers the tests need to send what no well-behaved client sends.
 """
@@ -8,24 +8,17 @@ Also the raw-socket helpers the tests need to send what no well-behaved client s
 from __future__ import annotations
 
 import json
-import os
 import re
 import resource
 import signal
 import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests import procs
-from tests.api.conftest import REPO, Server, stop_server, wait_ready
+from tests.api.conftest import Server, start_server, stop_server
 
 __all__ = ["Server", "abort_upload", "access_lines", "file_size_limit", "raw_request", "start", "stop_server"]
 
@@ -57,48 +50,12 @@ def start(
     """
     (root / "storage").mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(exist_ok=True)
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RESTYLE_")}
-    full_env.update(
-        {
-            "RESTYLE_BUNDLED": "false",
-            "RESTYLE_MAX_SIZE": "128",
-            "RESTYLE_PREVIEW_SIZE": "64",
-            "RESTYLE_STORAGE_ROOT": str(root / "storage"),
-            "RESTYLE_JOB_WORKERS": "0",  # jobs stay queued: nothing competes for the CPU
-            "RESTYLE_MIN_FREE_BYTES": "0",
-            "TMPDIR": str(root / "tmp"),  # where Starlette spools multipart parts over 1 MB
-        }
-    )
-    full_env.update(env or {})
-    proc = procs.popen(
-        [sys.executable, "-m", "restyle", "serve", "--port", "0", "--models", str(models_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=full_env,
-        cwd=REPO,
-        preexec_fn=preexec_fn,
-    )
-    log: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        log.append(line)
-        match = re.search(r"Uvicorn running on (http://[\d.]+:\d+)", line)
-        if match:
-            server = Server(proc, match.group(1), log)
-            threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                if ready:
-                    wait_ready(client, timeout=max(1.0, deadline - time.monotonic()))
-                else:
-                    assert client.get("/healthz").status_code == 200
-            return server
-    proc.kill()
-    raise AssertionError("server did not start:\n" + "".join(log))
+    defaults = {
+        "RESTYLE_STORAGE_ROOT": str(root / "storage"),
+        "RESTYLE_MIN_FREE_BYTES": "0",
+        "TMPDIR": str(root / "tmp"),  # where Starlette spools multipart parts over 1 MB
+    }
+    return start_server(models_dir, {**defaults, **(env or {})}, timeout, preexec_fn=preexec_fn, ready=ready)
 
 
 def _address(server: Server) -> tuple[str, int]:
