@@ -35,8 +35,8 @@ from restyle.models.classifier import class_index
 from restyle.reference import budget as bd
 from restyle.reference import figures as fg
 from restyle.reference import gatys, viz
-from restyle.reference.featurevis import FeatureVisResult, visualize_classes
-from restyle.reference.inversion import invert
+from restyle.reference.featurevis import ClassVisResult, ClassVisualization
+from restyle.reference.inversion import FeatureInversion
 from restyle.reference.losses import psnr
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -108,7 +108,7 @@ def _shrink(path: Path, colours: int = 256) -> None:
 def gatys_figure(b: bd.GalleryBudget, out: Path) -> Caption:
     c, s = viz.load(GATYS_PHOTO, None), viz.load(STARRY_NIGHT, None)
     cfg = gatys.GatysConfig(size=b.gatys.size, scale_steps=b.gatys.scale_steps, style_weight=GATYS_STYLE_WEIGHT)
-    r = gatys.style_transfer(c, [s], config=cfg)
+    r = gatys.StyleTransfer(cfg).generate(c, s)
     kept = gatys.transfer_luminance(r.image, c)
     h, w = r.image.shape[-2:]
     fig = fg.new_figure(14, 14 * h / w + 1.0, "Gatys et al. 2016: Kodak kodim08 in the style of The Starry Night")
@@ -140,9 +140,10 @@ def texture_figure(b: bd.GalleryBudget, out: Path) -> Caption:
     fig = fg.new_figure(8, 3.9 * n + 0.6, "Gatys et al. 2015: textures from Gram matrices alone")
     axes = fig.subplots(n, 2, squeeze=False)
     notes = []
+    synthesis = gatys.TextureSynthesis(gatys.TextureConfig((size, size), b.texture.scale_steps))
     for row, name in zip(axes, b.texture_styles):
         s = viz.load(STYLES / f"{name}.jpg", None)
-        r = gatys.synthesize_texture(s, (size, size), b.texture.scale_steps)
+        r = synthesis.generate(target=s)
         fg.show(row[0], gatys.resize_long(s, size), f"source: {name}.jpg")
         fg.show(row[1], r.image, f"synthesized {size}x{size}, style loss {100 * r.reduction():.0f}% lower")
         notes.append(f"{name}: style loss {r.history[-1]['style']:.4f}")
@@ -161,7 +162,7 @@ def texture_figure(b: bd.GalleryBudget, out: Path) -> Caption:
 def inversion_figure(b: bd.GalleryBudget, out: Path) -> Caption:
     photo = gatys.resize_long(viz.load(SAMPLE, None), b.inversion_size)
     results = {
-        layer: invert(photo, layer, b.inversion_steps, tv_weight=INVERSION_TV.get(layer, 0.05))
+        layer: FeatureInversion(layer, b.inversion_steps, tv_weight=INVERSION_TV.get(layer, 0.05)).generate(photo)
         for layer in b.inversion_layers
     }
     n = len(results) + 1
@@ -187,15 +188,16 @@ def inversion_figure(b: bd.GalleryBudget, out: Path) -> Caption:
     )
 
 
-_CLASS_IMAGES: dict[str, FeatureVisResult] = {}
+_CLASS_IMAGES: dict[str, ClassVisResult] = {}
 
 
-def _class_images(b: bd.GalleryBudget) -> FeatureVisResult:
+def _class_images(b: bd.GalleryBudget) -> ClassVisResult:
     """The class visualization of this profile, computed once per run (the fooling figure shows it again)."""
     from restyle.models.classifier import load_classifier
 
     if b.name not in _CLASS_IMAGES:
-        _CLASS_IMAGES[b.name] = visualize_classes(load_classifier(), [class_index(c) for c in b.classes], b.classvis)
+        method = ClassVisualization(load_classifier(), b.classvis)
+        _CLASS_IMAGES[b.name] = method.generate(target=[class_index(c) for c in b.classes])
     return _CLASS_IMAGES[b.name]
 
 
