@@ -57,7 +57,7 @@ def to_tensor(image: np.ndarray):  # -> torch.Tensor (torch imported lazily, as 
 class GatysScore:
     """The one shared measure: Gatys' content and style losses of an image against this photo and style.
 
-    Targets are computed exactly as ``gatys.style_transfer`` computes them, so
+    Targets are computed exactly as ``gatys.StyleTransfer`` computes them, so
     for the Gatys rows the score equals the optimizer's own final loss terms.
     """
 
@@ -141,7 +141,7 @@ def run_gatys(content, style, size: int, optimizer: str, steps: int, score: Gaty
 
     cfg = gatys.GatysConfig(size=size, steps=steps, optimizer=optimizer)
     t0 = time.perf_counter()
-    result = gatys.style_transfer(content, [style], config=cfg, progress=False)
+    result = gatys.StyleTransfer(cfg).generate(content, style, progress=False)
     elapsed = time.perf_counter() - t0
     lc, ls = score(result.image)
     label = {"lbfgs": "Gatys, L-BFGS", "adam": "Gatys, Adam (lr 0.02)"}[optimizer]

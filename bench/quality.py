@@ -152,7 +152,7 @@ def gatys_output(photo: np.ndarray, style: np.ndarray, steps: int) -> np.ndarray
 
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float()  # noqa: E731
     cfg = gatys.GatysConfig(size=max(photo.shape[:2]), steps=steps, scales=2)
-    res = gatys.style_transfer(t(photo), [t(style)], config=cfg, progress=False)
+    res = gatys.StyleTransfer(cfg).generate(t(photo), t(style), progress=False)
     out = res.image[0].permute(1, 2, 0).numpy()
     from restyle.imaging import resize
 

@@ -162,31 +162,28 @@ def run_gatys(args: argparse.Namespace) -> int:
             save_image(to_hwc(img), out.with_name(f"{out.stem}_{name}step{step:04d}{out.suffix or '.png'}"))
 
     if args.invert:
-        from restyle.reference.inversion import invert
+        from restyle.reference.inversion import FeatureInversion
 
         if not args.content:
             raise UserError("--invert needs --content")
         photo = gatys.resize_long(load(args.content, None), args.size)
-        r = invert(
-            photo,
-            args.invert,
-            args.steps,
-            tv_weight=0.05 if args.tv_weight is None else args.tv_weight,
-            optimizer=args.optimizer,
-            seed=args.seed,
-        )
+        tv = 0.05 if args.tv_weight is None else args.tv_weight
+        inversion = FeatureInversion(args.invert, args.steps, tv_weight=tv, optimizer=args.optimizer)
+        r = inversion.generate(photo, seed=args.seed)
         print(f"PSNR {psnr(r.image, photo):.2f} dB", end="; ")
     elif args.texture:
         if len(args.style_image) != 1:
             raise UserError("--texture takes exactly one --style-image")
-        r = gatys.synthesize_texture(
-            load(args.style_image[0], None),
-            _parse_size(args.texture),
-            args.scale_steps or args.steps,
-            args.optimizer,
-            args.seed,
-            args.size,
-            callback=lambda s, im: snapshot("", s, im),
+        texture = gatys.TextureConfig(
+            size=_parse_size(args.texture),
+            scale_steps=tuple(args.scale_steps or [args.steps]),
+            optimizer=args.optimizer,
+            style_size=args.size,
+        )
+        r = gatys.TextureSynthesis(texture).generate(
+            target=load(args.style_image[0], None),
+            seed=args.seed,
+            callback=lambda _scale, s, im: snapshot("", s, im),
         )
     else:
         if not args.content or not args.style_image:
@@ -201,15 +198,14 @@ def run_gatys(args: argparse.Namespace) -> int:
             tv_weight=1.0 if args.tv_weight is None else args.tv_weight,
             preserve_color=args.preserve_color,
             scales=args.scales,
-            seed=args.seed,
             scale_steps=tuple(args.scale_steps) if args.scale_steps else None,
+            style_blend=tuple(args.style_weights) if args.style_weights else None,
         )
         styles = [load(p, None) for p in args.style_image]
-        r = gatys.style_transfer(
+        r = gatys.StyleTransfer(cfg).generate(
             load(args.content, None),
             styles,
-            args.style_weights,
-            cfg,
+            seed=args.seed,
             callback=lambda i, s, im: snapshot(f"s{i}_", s, im),
         )
     save_image(to_hwc(r.image), out)

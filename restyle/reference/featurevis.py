@@ -21,17 +21,23 @@ is the prior put on the image, and this module has the ones that matter:
 The image is ``sigmoid(decorrelate(irfft(scale * spectrum)))``; blur is a
 Gaussian window on the spectrum and clipping/upsampling re-encode the edited
 image into the spectrum, so every regularizer acts on the same parameters.
+
+``ClassVisualization(model, config).generate(target=classes)`` runs it, with
+the suite's one call shape (``restyle.reference.method``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from restyle.reference.method import Result, StepCallback, class_targets, no_inputs
 
 # Square root of ImageNet's colour covariance (Olah et al. 2017 / lucid), rows = RGB.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -63,7 +69,6 @@ class FeatureVisConfig:
     clip_every: int = 16
     clip_pct: float = 5.0
     other_weight: float = 0.0  # subtract this times the mean of the other logits (0: the plain logit)
-    seed: int = 0
 
     @property
     def regularizers(self) -> list[str]:
@@ -174,11 +179,15 @@ def _transform(x: Tensor, cfg: FeatureVisConfig, g: torch.Generator) -> Tensor:
 
 
 @dataclass
-class FeatureVisResult:
-    images: Tensor  # N x 3 x S x S in [0, 1]
+class ClassVisResult(Result):
+    """One image per target (``images``: N x 3 x S x S) and how sure the classifier is of each.
+
+    ``history`` has one entry per step: ``objective`` (the mean target logit
+    over the batch) and ``logit_i`` (the logit of the i-th target for its image).
+    """
+
     targets: list[int]
     probabilities: list[float]  # softmax probability of each target at 224 px, untransformed
-    history: list[list[float]] = field(default_factory=list)  # target logits per step
 
 
 def class_probabilities(model: nn.Module, images: Tensor, targets: list[int]) -> list[float]:
@@ -193,48 +202,72 @@ def class_probabilities(model: nn.Module, images: Tensor, targets: list[int]) ->
     return [float(p[i, t]) for i, t in enumerate(targets)]
 
 
-def visualize_classes(
-    model: nn.Module, targets: list[int], config: FeatureVisConfig | None = None, progress: bool = True
-) -> FeatureVisResult:
-    """Maximize each target's logit, one image per target, all in one batch."""
-    cfg = config or FeatureVisConfig()
-    g = torch.Generator().manual_seed(cfg.seed)
-    n, idx = len(targets), torch.tensor(targets)
-    per_octave = [cfg.steps // len(cfg.octaves) + (i < cfg.steps % len(cfg.octaves)) for i in range(len(cfg.octaves))]
-    history: list[list[float]] = []
-    bar = tqdm(total=cfg.steps, desc="class visualization", disable=not progress, leave=False)
-    image: Tensor | None = None
-    step = 0
-    for size, steps in zip(cfg.octaves, per_octave):
-        param = ImageParam(n, size, cfg.fourier, cfg.decorrelate, cfg.decay_power)
-        if image is None:
-            param.init_random(g)
-        else:
-            param.encode(image)
-        opt = torch.optim.Adam(param.parameters(), lr=cfg.lr)
-        for _ in range(steps):
-            step += 1
-            img = param()
-            img.retain_grad()
-            logits = model(_transform(img, cfg, g))
-            own = logits[torch.arange(n), idx]
-            obj = own - cfg.other_weight * (logits.sum(1) - own) / (logits.shape[1] - 1)
-            opt.zero_grad()
-            (-obj.sum()).backward()
-            opt.step()
-            if cfg.blur_every and step % cfg.blur_every == 0:
-                param.blur(cfg.blur_sigma)
-            if cfg.clip_every and step % cfg.clip_every == 0 and img.grad is not None:
-                with torch.no_grad():
-                    x = img.detach()
-                    contrib = ((x - 0.5) * img.grad).sum(1, keepdim=True).abs()
-                    low = contrib <= torch.quantile(contrib.flatten(1), cfg.clip_pct / 100, dim=1).view(-1, 1, 1, 1)
-                    param.encode(torch.where(low, 0.5 + (x - 0.5) * 0.5, x))
-            history.append([float(v) for v in own.detach()])
-            bar.update()
-            bar.set_postfix(logit=f"{float(own.detach().mean()):.1f}")
-        with torch.no_grad():
-            image = param().detach()
-    bar.close()
-    assert image is not None
-    return FeatureVisResult(image, list(targets), class_probabilities(model, image, list(targets)), history)
+class ClassVisualization:
+    """``ClassVisualization(model, config).generate(target=classes) -> ClassVisResult``: one image per class.
+
+    Maximizes each target's logit (one class index, or several in one batch)
+    from noise drawn with ``seed``, so ``inputs`` must be None; ``seed`` also
+    draws every random transform. The callback's stage is the octave.
+    """
+
+    def __init__(self, model: nn.Module, config: FeatureVisConfig | None = None):
+        self.model, self.config = model, config or FeatureVisConfig()
+
+    def generate(
+        self,
+        inputs: Tensor | None = None,
+        target: int | Sequence[int] | None = None,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+    ) -> ClassVisResult:
+        no_inputs("class visualization", inputs)
+        targets = class_targets("class visualization", target)
+        cfg, model = self.config, self.model
+        g = torch.Generator().manual_seed(seed)
+        n, idx = len(targets), torch.tensor(targets)
+        per_octave = [
+            cfg.steps // len(cfg.octaves) + (i < cfg.steps % len(cfg.octaves)) for i in range(len(cfg.octaves))
+        ]
+        history: list[dict[str, float]] = []
+        bar = tqdm(total=cfg.steps, desc="class visualization", disable=not progress, leave=False)
+        image: Tensor | None = None
+        step = 0
+        for octave, (size, steps) in enumerate(zip(cfg.octaves, per_octave)):
+            param = ImageParam(n, size, cfg.fourier, cfg.decorrelate, cfg.decay_power)
+            if image is None:
+                param.init_random(g)
+            else:
+                param.encode(image)
+            opt = torch.optim.Adam(param.parameters(), lr=cfg.lr)
+            for octave_step in range(1, steps + 1):
+                step += 1
+                img = param()
+                img.retain_grad()
+                logits = model(_transform(img, cfg, g))
+                own = logits[torch.arange(n), idx]
+                obj = own - cfg.other_weight * (logits.sum(1) - own) / (logits.shape[1] - 1)
+                opt.zero_grad()
+                (-obj.sum()).backward()
+                opt.step()
+                if cfg.blur_every and step % cfg.blur_every == 0:
+                    param.blur(cfg.blur_sigma)
+                if cfg.clip_every and step % cfg.clip_every == 0 and img.grad is not None:
+                    with torch.no_grad():
+                        x = img.detach()
+                        contrib = ((x - 0.5) * img.grad).sum(1, keepdim=True).abs()
+                        q = torch.quantile(contrib.flatten(1), cfg.clip_pct / 100, dim=1).view(-1, 1, 1, 1)
+                        param.encode(torch.where(contrib <= q, 0.5 + (x - 0.5) * 0.5, x))
+                own = own.detach()
+                history.append({"objective": float(own.mean()), **{f"logit_{i}": float(v) for i, v in enumerate(own)}})
+                bar.update()
+                bar.set_postfix(logit=f"{float(own.mean()):.1f}")
+                if callback is not None:
+                    with torch.no_grad():
+                        callback(octave, octave_step, param())
+            with torch.no_grad():
+                image = param().detach()
+        bar.close()
+        assert image is not None
+        return ClassVisResult(image, history, targets, class_probabilities(model, image, targets))

@@ -6,6 +6,10 @@ matrices at relu1_1 ... relu5_1. Several style images blend by a weighted sum
 of their Gram matrices. ``scales > 1`` runs coarse to fine (each scale
 starts from the upsampled previous result), which finds large-scale structure
 cheaply and is how high resolutions stay tractable on a CPU.
+
+``StyleTransfer`` and ``TextureSynthesis`` follow the suite's one call shape
+(``restyle.reference.method``): built on a config, called as
+``generate(inputs, target)`` with the style image(s) as the target.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from restyle.imaging import long_side_size
 from restyle.models.vgg import VGGFeatures
 from restyle.reference.features import vgg19_features
 from restyle.reference.losses import content_loss, gram_distance, gram_matrix, transfer_luminance, tv_prior
-from restyle.reference.optim import OptimResult, optimize_image
+from restyle.reference.method import Result, StepCallback, no_inputs, require_inputs
+from restyle.reference.optim import optimize_image
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -48,8 +53,8 @@ class GatysConfig:
     preserve_color: bool = False
     scales: int = 1
     lr: float | None = None
-    seed: int = 0
     scale_steps: tuple[int, ...] | None = None  # steps per scale, coarse to fine (sets ``scales``; ``steps`` unused)
+    style_blend: tuple[float, ...] | None = None  # one weight per style image of the target (default: equal)
 
     def __post_init__(self) -> None:
         if self.scale_steps:
@@ -69,6 +74,8 @@ class GatysConfig:
             raise UserError("loss weights must not be negative")
         if self.scale_steps is not None and min(self.scale_steps, default=0) < 1:
             raise UserError(f"scale_steps must be positive step counts, not {self.scale_steps}")
+        if self.style_blend is not None and (min(self.style_blend, default=0) < 0 or sum(self.style_blend) <= 0):
+            raise UserError("style blend weights must be non-negative and not all zero")
 
 
 def resize_long(x: Tensor, size: int) -> Tensor:
@@ -112,93 +119,155 @@ def _scale_sizes(size: int, scales: int) -> list[int]:
     return [size >> (scales - 1 - i) for i in range(scales)]
 
 
-def style_transfer(
-    content: Tensor,
-    styles: Sequence[Tensor],
-    style_weights: Sequence[float] | None = None,
-    config: GatysConfig | None = None,
-    callback: Callable[[int, int, Tensor], None] | None = None,
-    progress: bool = True,
-) -> OptimResult:
-    """Gatys et al. 2016. ``content`` and ``styles`` are 1x3xHxW in [0, 1]; returns the last scale's result.
+class StyleTransfer:
+    """Gatys et al. 2016: ``StyleTransfer(config).generate(content, target=styles) -> Result``.
 
-    ``callback(scale_index, step, image)`` sees every step (for ``--save-every``).
-    The history concatenates the scales; its first entry is the initial image at the first scale.
+    ``inputs`` is the content photo and ``target`` the style image (or a
+    sequence of them, blended by ``config.style_blend``), all 1x3xHxW in
+    [0, 1]. The result is the last scale's image; its history concatenates the
+    scales (``total``, ``content``, ``style``, ``tv``), the first entry being
+    the initial image at the first scale. ``seed`` draws the noise of
+    ``init="noise"``; from the photo the run has no randomness.
     """
-    cfg = config or GatysConfig()
-    cfg.validate()
-    net = vgg19()
-    result: OptimResult | None = None
-    history: list[dict[str, float]] = []
-    for i, size in enumerate(_scale_sizes(cfg.size, cfg.scales)):
-        c = resize_long(content, size)
-        with torch.no_grad():
-            c_target = net(c, [CONTENT_LAYER])[CONTENT_LAYER]
-        s_targets = style_targets(net, styles, style_weights, size)
-        if result is not None:
-            init = F.interpolate(result.image, size=c.shape[-2:], mode="bilinear", align_corners=False)
-        else:
-            init = c if cfg.init == "content" else _noise_like(c, cfg.seed)
 
-        def loss_fn(x: Tensor, c_target: Tensor = c_target, s_targets: dict[str, Tensor] = s_targets):
-            feats = net(x)
-            lc = content_loss(feats[CONTENT_LAYER], c_target)
-            ls = gram_distance({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, s_targets)
-            tv = tv_prior(x)
-            total = cfg.content_weight * lc + cfg.style_weight * ls + cfg.tv_weight * tv
-            return {"total": total, "content": lc, "style": ls, "tv": tv}
+    def __init__(self, config: GatysConfig | None = None):
+        self.config = config or GatysConfig()
+        self.config.validate()  # fail when built, not after the first scale
+        self.net = vgg19()
 
-        cb = (lambda step, img, i=i: callback(i, step, img)) if callback else None
-        desc = f"gatys {size}px" + (f" ({i + 1}/{cfg.scales})" if cfg.scales > 1 else "")
-        result = optimize_image(init, loss_fn, cfg.steps_at(i), cfg.optimizer, cfg.lr, desc, cb, progress)
-        history += result.history
-    assert result is not None
-    image = transfer_luminance(result.image, content) if cfg.preserve_color else result.image
-    return OptimResult(image, history)
+    def generate(
+        self,
+        inputs: Tensor | None = None,
+        target: Tensor | Sequence[Tensor] | None = None,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+    ) -> Result:
+        cfg, net = self.config, self.net
+        content = require_inputs("style transfer", inputs)
+        styles = _styles(target)
+        result: Result | None = None
+        history: list[dict[str, float]] = []
+        for i, size in enumerate(_scale_sizes(cfg.size, cfg.scales)):
+            c = resize_long(content, size)
+            with torch.no_grad():
+                c_target = net(c, [CONTENT_LAYER])[CONTENT_LAYER]
+            s_targets = style_targets(net, styles, cfg.style_blend, size)
+            if result is not None:
+                init = F.interpolate(result.image, size=c.shape[-2:], mode="bilinear", align_corners=False)
+            else:
+                init = c if cfg.init == "content" else _noise_like(c, seed)
+
+            def loss_fn(x: Tensor, c_target: Tensor = c_target, s_targets: dict[str, Tensor] = s_targets):
+                feats = net(x)
+                lc = content_loss(feats[CONTENT_LAYER], c_target)
+                ls = gram_distance({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, s_targets)
+                tv = tv_prior(x)
+                total = cfg.content_weight * lc + cfg.style_weight * ls + cfg.tv_weight * tv
+                return {"total": total, "content": lc, "style": ls, "tv": tv}
+
+            desc = f"gatys {size}px" + (f" ({i + 1}/{cfg.scales})" if cfg.scales > 1 else "")
+            result = optimize_image(
+                init, loss_fn, cfg.steps_at(i), cfg.optimizer, cfg.lr, desc, _at_stage(callback, i), progress
+            )
+            history += result.history
+        assert result is not None
+        image = transfer_luminance(result.image, content) if cfg.preserve_color else result.image
+        return Result(image, history)
 
 
-def synthesize_texture(
-    style: Tensor,
-    size: tuple[int, int] = (256, 256),
-    steps: int | Sequence[int] = 300,
-    optimizer: str = "lbfgs",
-    seed: int = 0,
-    style_size: int | None = None,
-    callback: Callable[[int, Tensor], None] | None = None,
-    progress: bool = True,
-) -> OptimResult:
-    """Gatys et al. 2015: match only the Gram matrices, starting from noise, at any output ``size`` (H, W).
+@dataclass(frozen=True)
+class TextureConfig:
+    """Knobs of one texture synthesis.
 
-    ``style_size`` (default: the output's long side) sets the scale at which
-    the texture's statistics are measured, hence the size of its elements.
-    ``steps`` given as a sequence runs coarse to fine: one scale per entry,
-    each half the size of the next (the style measured at the same ratio), each
-    starting from the upsampled previous result. The history concatenates the scales.
+    ``scale_steps`` runs coarse to fine: one scale per entry, each half the
+    size of the next (the style measured at the same ratio), each starting from
+    the upsampled previous result. ``style_size`` (default: the output's long
+    side) sets the scale at which the source's statistics are measured, hence
+    the size of the texture's elements.
     """
-    h, w = size
-    plan = [steps] if isinstance(steps, int) else list(steps)
-    if min(h, w) >> (len(plan) - 1) < 16:
-        raise UserError(f"texture size must be at least 16x16 at its coarsest scale, not {h}x{w} / {len(plan)} scales")
-    net = vgg19()
-    full_style = style_size or max(h, w)
-    result: OptimResult | None = None
-    history: list[dict[str, float]] = []
-    for i, n in enumerate(plan):
-        shift = len(plan) - 1 - i
-        hw = (h >> shift, w >> shift)
-        targets = style_targets(net, [style], None, full_style >> shift)
-        if result is None:
-            init = _noise_like(torch.zeros(1, 3, *hw), seed)
-        else:
-            init = F.interpolate(result.image, size=hw, mode="bilinear", align_corners=False)
 
-        def loss_fn(x: Tensor, targets: dict[str, Tensor] = targets) -> dict[str, Tensor]:
-            feats = net(x, STYLE_LAYERS)
-            ls = gram_distance({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, targets)
-            return {"total": ls, "style": ls}
+    size: tuple[int, int] = (256, 256)  # output H, W
+    scale_steps: tuple[int, ...] = (300,)
+    optimizer: str = "lbfgs"
+    style_size: int | None = None
 
-        desc = f"texture {hw[0]}x{hw[1]}"
-        result = optimize_image(init, loss_fn, n, optimizer, None, desc, callback, progress)
-        history += result.history
-    assert result is not None
-    return OptimResult(result.image, history)
+    def validate(self) -> None:
+        h, w = self.size
+        if not self.scale_steps or min(self.scale_steps) < 1:
+            raise UserError(f"scale_steps must be positive step counts, not {self.scale_steps}")
+        if min(h, w) >> (len(self.scale_steps) - 1) < 16:
+            raise UserError(
+                f"texture size must be at least 16x16 at its coarsest scale, not {h}x{w} / {len(self.scale_steps)} scales"
+            )
+
+
+class TextureSynthesis:
+    """Gatys et al. 2015: ``TextureSynthesis(config).generate(target=style) -> Result``.
+
+    Matches only the Gram matrices of ``target`` (one 1x3xHxW image), starting
+    from noise drawn with ``seed`` (so ``inputs`` must be None), at the
+    config's output size. The history concatenates the scales (``total`` =
+    ``style``, the relative Gram error).
+    """
+
+    def __init__(self, config: TextureConfig | None = None):
+        self.config = config or TextureConfig()
+        self.config.validate()
+        self.net = vgg19()
+
+    def generate(
+        self,
+        inputs: Tensor | None = None,
+        target: Tensor | None = None,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+    ) -> Result:
+        no_inputs("texture synthesis", inputs)
+        (style,) = _styles(target, one=True)
+        cfg, net = self.config, self.net
+        h, w = cfg.size
+        plan = cfg.scale_steps
+        full_style = cfg.style_size or max(h, w)
+        result: Result | None = None
+        history: list[dict[str, float]] = []
+        for i, n in enumerate(plan):
+            shift = len(plan) - 1 - i
+            hw = (h >> shift, w >> shift)
+            targets = style_targets(net, [style], None, full_style >> shift)
+            if result is None:
+                init = _noise_like(torch.zeros(1, 3, *hw), seed)
+            else:
+                init = F.interpolate(result.image, size=hw, mode="bilinear", align_corners=False)
+
+            def loss_fn(x: Tensor, targets: dict[str, Tensor] = targets) -> dict[str, Tensor]:
+                feats = net(x, STYLE_LAYERS)
+                ls = gram_distance({k: gram_matrix(feats[k]) for k in STYLE_LAYERS}, targets)
+                return {"total": ls, "style": ls}
+
+            desc = f"texture {hw[0]}x{hw[1]}"
+            result = optimize_image(init, loss_fn, n, cfg.optimizer, None, desc, _at_stage(callback, i), progress)
+            history += result.history
+        assert result is not None
+        return Result(result.image, history)
+
+
+def _styles(target: Tensor | Sequence[Tensor] | None, one: bool = False) -> list[Tensor]:
+    """The style image(s) of a call: one 1x3xHxW tensor or a sequence of them."""
+    styles = [target] if isinstance(target, Tensor) else list(target or [])
+    if not styles:
+        raise UserError("at least one style image is needed as the target")
+    if one and len(styles) != 1:
+        raise UserError(f"texture synthesis takes one style image as the target, not {len(styles)}")
+    for s in styles:
+        if not isinstance(s, Tensor) or s.ndim != 4 or s.shape[:2] != (1, 3):
+            raise UserError("style images are 1x3xHxW tensors in [0, 1]")
+    return styles
+
+
+def _at_stage(callback: StepCallback | None, stage: int) -> Callable[[int, Tensor], None] | None:
+    """The optimization loop's ``callback(step, image)`` for one stage of a coarse-to-fine run."""
+    return None if callback is None else (lambda step, image: callback(stage, step, image))

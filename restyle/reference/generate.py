@@ -1,6 +1,9 @@
 """Images made by gradient ascent on a network: adversarial and fooling images, DeepDream.
 
-Class visualization, which needs image priors to show anything, lives in ``featurevis``.
+Each method is a class with the suite's one call shape (``restyle.reference.method``):
+``TargetedAttack(model).generate(photo, target)``, ``FoolingImage(model).generate(target=...)``,
+``DeepDream(layer).generate(photo)``. Class visualization, which needs image
+priors to show anything, lives in ``featurevis``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from restyle.reference.features import vgg_to
+from restyle.reference.method import Result, StepCallback, class_target, no_inputs, no_target, require_inputs
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
@@ -35,8 +39,14 @@ def _jitter(x: Tensor, amount: int, g: torch.Generator) -> tuple[int, int]:
 
 
 @dataclass
-class AttackResult:
-    image: Tensor
+class AttackResult(Result):
+    """An attack's image (``images``, 1x3xHxW) and what it did to the classifier.
+
+    ``history`` has one entry per gradient step: ``lead`` (target logit minus
+    the best other logit, the stopping criterion) and ``objective`` (the
+    target's log-probability, which the steps raise).
+    """
+
     target: int
     steps: int
     linf: float
@@ -50,9 +60,11 @@ class AttackResult:
 class TargetedAttack:
     """Iterative targeted L-infinity attack (Kurakin et al. 2017 / PGD): push ``target`` to top-1 within ``eps``.
 
+    ``TargetedAttack(model, ...).generate(photo, target=class_index) -> AttackResult``.
     Steps of ``alpha`` along the sign of the gradient of the target's
     log-probability, projected back into the eps-ball and [0, 1]; it stops once
     the target leads by ``margin`` in logits so the change stays minimal.
+    Deterministic: ``seed`` is accepted for the common call shape and unused.
     """
 
     def __init__(
@@ -64,13 +76,24 @@ class TargetedAttack:
         with torch.no_grad():
             p = self.model(x).softmax(1)[0]
         names = getattr(self.model, "categories", None)
-        v, i = p.topk(k)
+        v, i = p.topk(min(k, p.numel()))
         return {(names[j] if names else str(int(j))): float(q) for q, j in zip(v, i)}, p
 
-    def generate(self, inputs: Tensor, target: int, progress: bool = True) -> AttackResult:
+    def generate(
+        self,
+        inputs: Tensor | None = None,
+        target: int | None = None,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+    ) -> AttackResult:
+        inputs = require_inputs("a targeted attack", inputs)
+        target = class_target("a targeted attack", target)
         before, p0 = self._top(inputs)
         x = inputs.clone()
         done = 0
+        history: list[dict[str, float]] = []
         bar = tqdm(range(self.steps), desc="attack", disable=not progress, leave=False)
         for done in bar:  # noqa: B007 - the count is reported
             x.requires_grad_(True)
@@ -86,12 +109,18 @@ class TargetedAttack:
             with torch.no_grad():
                 x = x + self.alpha * grad.sign()
                 x = (inputs + (x - inputs).clamp(-self.eps, self.eps)).clamp(0, 1)
+            history.append({"lead": float(lead.detach()), "objective": float(loss.detach())})
             bar.set_postfix(lead=f"{float(lead.detach()):.2f}")
+            if callback is not None:
+                callback(0, done + 1, x)
+        else:
+            done = self.steps  # every step ran without reaching the margin
         x = x.detach()
         after, p1 = self._top(x)
         top1 = int(p1.argmax())
         return AttackResult(
             x,
+            history,
             target,
             done,
             float((x - inputs).abs().max()),
@@ -103,21 +132,44 @@ class TargetedAttack:
         )
 
 
-def fooling_image(
-    model: nn.Module, target: int, size: int = 224, steps: int = 100, seed: int = 0, progress: bool = True
-) -> AttackResult:
-    """Nguyen et al. 2015: from noise, an unrecognisable image the classifier labels ``target`` with high confidence."""
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.rand(1, 3, size, size, generator=g)
-    attack = TargetedAttack(model, eps=1.0, alpha=2 / 255, steps=steps, margin=8.0)
-    return attack.generate(noise, target, progress)
+class FoolingImage:
+    """Nguyen et al. 2015: ``FoolingImage(model, ...).generate(target=class_index) -> AttackResult``.
+
+    From uniform noise drawn with ``seed`` (so ``inputs`` must be None), an
+    unrecognisable image the classifier labels ``target`` with high
+    confidence: the targeted attack with no eps-ball, stopped once the class
+    leads by ``margin`` logits.
+    """
+
+    def __init__(
+        self, model: nn.Module, size: int = 224, steps: int = 100, alpha: float = 2 / 255, margin: float = 8.0
+    ):
+        self.size = size
+        self.attack = TargetedAttack(model, eps=1.0, alpha=alpha, steps=steps, margin=margin)
+
+    def generate(
+        self,
+        inputs: Tensor | None = None,
+        target: int | None = None,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+    ) -> AttackResult:
+        no_inputs("a fooling image", inputs)
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.rand(1, 3, self.size, self.size, generator=g)
+        return self.attack.generate(noise, target, progress=progress, callback=callback)
 
 
 class DeepDream:
     """Mordvintsev et al. 2015: amplify whatever a VGG19 layer sees, by gradient ascent on its squared activations.
 
-    Coarse-to-fine octaves grow large structures; random jitter hides the
-    pooling grid. ``generate`` returns the dreamed 1x3xHxW image in [0, 1].
+    ``DeepDream(layer, ...).generate(photo) -> Result``. Coarse-to-fine
+    octaves grow large structures; random jitter (drawn with ``seed``) hides
+    the pooling grid. The layer is the whole objective, so there is no
+    ``target``; the history's ``objective`` is the mean squared activation at
+    each step (of the octave's image), and the callback's stage is the octave.
     """
 
     def __init__(
@@ -143,7 +195,17 @@ class DeepDream:
         """Mean squared activation of the layer (what the dream maximizes and the test measures)."""
         return self.net(x)[self.layer].pow(2).mean()
 
-    def generate(self, inputs: Tensor, seed: int = 0, progress: bool = True) -> Tensor:
+    def generate(
+        self,
+        inputs: Tensor | None = None,
+        target: None = None,
+        *,
+        seed: int = 0,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+    ) -> Result:
+        inputs = require_inputs("DeepDream", inputs)
+        no_target("DeepDream", target)
         g = torch.Generator().manual_seed(seed)
         h, w = inputs.shape[-2:]
         sizes = [
@@ -152,12 +214,14 @@ class DeepDream:
         ][::-1]
         base = [F.interpolate(inputs, size=s, mode="bilinear", antialias=True, align_corners=False) for s in sizes]
         detail = torch.zeros_like(base[0])
+        history: list[dict[str, float]] = []
         bar = tqdm(total=self.octaves * self.steps, desc=f"deepdream {self.layer}", disable=not progress, leave=False)
+        x = inputs
         for octave, img in enumerate(base):
             if octave:
                 detail = F.interpolate(detail, size=img.shape[-2:], mode="bilinear", align_corners=False)
             x = (img + detail).clamp(0, 1)
-            for _ in range(self.steps):
+            for step in range(1, self.steps + 1):
                 dy, dx = _jitter(x, self.jitter, g)
                 xs = torch.roll(x, (dy, dx), (2, 3)).requires_grad_(True)
                 obj = self.objective(xs)
@@ -165,8 +229,11 @@ class DeepDream:
                 with torch.no_grad():
                     grad = torch.roll(grad, (-dy, -dx), (2, 3))
                     x = (x + self.lr * grad / grad.abs().mean().clamp_min(1e-8)).clamp(0, 1)
+                history.append({"objective": float(obj.detach())})
                 bar.update()
                 bar.set_postfix(objective=f"{float(obj.detach()):.3g}")
+                if callback is not None:
+                    callback(octave, step, x)
             detail = x - img
         bar.close()
-        return x.detach()
+        return Result(x.detach(), history)

@@ -9,29 +9,16 @@ tqdm bar shows the loss terms so a long CPU run is never silent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from restyle.errors import UserError
+from restyle.reference.method import Result
 
 LossFn = Callable[[Tensor], dict[str, Tensor]]
 OPTIMIZERS = ("lbfgs", "adam")
-
-
-@dataclass
-class OptimResult:
-    """The optimized image (1x3xHxW in [0, 1]) and the loss terms at every step (step 0 = the initial image)."""
-
-    image: Tensor
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    def reduction(self, key: str = "total") -> float:
-        """Fraction by which ``key`` fell from the first to the last step (0.9 = 90% lower)."""
-        first, last = self.history[0][key], self.history[-1][key]
-        return 1.0 - last / first if first > 0 else 0.0
 
 
 def optimize_image(
@@ -43,11 +30,12 @@ def optimize_image(
     desc: str = "optimizing",
     callback: Callable[[int, Tensor], None] | None = None,
     progress: bool = True,
-) -> OptimResult:
+) -> Result:
     """Minimize ``loss_fn(x)['total']`` over the pixels of ``x`` starting from ``init``.
 
     ``loss_fn`` returns named scalar terms (``total`` plus its parts, for the
-    progress bar and the history). ``callback(step, image)`` runs after each step.
+    progress bar and the history; step 0 is the initial image). ``callback(step, image)`` runs after
+    each step; the methods built on this loop add their stage (scale) to it.
     """
     if optimizer not in OPTIMIZERS:
         raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
@@ -85,4 +73,4 @@ def optimize_image(
     bar.close()
     with torch.no_grad():
         history[-1] = {k: float(v) for k, v in loss_fn(x).items()}  # the loss of the image we return
-    return OptimResult(x.detach(), history)
+    return Result(x.detach(), history)

@@ -1,7 +1,7 @@
 """The visualization toolkit end to end: one function per method, image in, titled PNG figure out.
 
 Each function takes paths or arrays, runs its method class (see
-``attribution``, ``features``, ``generate``, ``embedding``), draws a labelled
+``attribution``, ``features``, ``featurevis``, ``generate``, ``embedding``), draws a labelled
 figure and, given ``out``, writes it. ``restyle viz`` and the gallery call
 these, so what the CLI draws is what Python users get.
 """
@@ -26,9 +26,9 @@ from restyle.reference import figures as fg
 from restyle.reference.attribution import GRADIENT_METHODS, Occlusion, predicted
 from restyle.reference.embedding import Embedding
 from restyle.reference.features import Activations, MaxPatches, normalize_filters, vgg_first_filters
-from restyle.reference.featurevis import FeatureVisConfig, FeatureVisResult, visualize_classes
+from restyle.reference.featurevis import ClassVisResult, ClassVisualization, FeatureVisConfig
 from restyle.reference.gatys import resize_long
-from restyle.reference.generate import AttackResult, DeepDream, TargetedAttack, fooling_image
+from restyle.reference.generate import AttackResult, DeepDream, FoolingImage, TargetedAttack
 
 ImageLike = str | os.PathLike | np.ndarray
 Out = str | os.PathLike | None
@@ -164,7 +164,7 @@ def _targets(target: str | int | Sequence[str | int]) -> list[int]:
     return [class_index(t) for t in target]
 
 
-def class_visualization_figure(result: FeatureVisResult, config: FeatureVisConfig) -> Figure:
+def class_visualization_figure(result: ClassVisResult, config: FeatureVisConfig) -> Figure:
     """One panel per class, titled with the class and the classifier's probability for it."""
     import textwrap
 
@@ -192,7 +192,7 @@ def class_visualization(
     cfg = config or FeatureVisConfig()
     if steps is not None:
         cfg = replace(cfg, steps=steps)
-    result = visualize_classes(load_classifier(), _targets(target), cfg, progress)
+    result = ClassVisualization(load_classifier(), cfg).generate(target=_targets(target), progress=progress)
     return _done(class_visualization_figure(result, cfg), out)
 
 
@@ -213,7 +213,7 @@ def adversarial(
     """Targeted iterative attack within an L-infinity ball of ``eps``."""
     model, x = load_classifier(), load(image)
     t = class_index(target)
-    r = TargetedAttack(model, eps=eps).generate(x, t, progress)
+    r = TargetedAttack(model, eps=eps).generate(x, t, progress=progress)
     verdict = "succeeded" if r.success else "failed"
     title = f"Targeted attack -> '{model.name(t)}' {verdict}: p {r.target_prob_before:.3f} -> {r.target_prob_after:.3f}"
     return _done(_attack_figure(title, x, r, model, 0.5 / max(r.linf, 1e-6)), out)
@@ -223,21 +223,30 @@ def adversarial(
 class FoolingResult:
     targets: list[int]
     direct: list[AttackResult]  # pixel-space ascent from uniform noise (Nguyen et al.'s direct encoding)
-    prior: FeatureVisResult  # the same ascent through the Fourier/decorrelated parametrization only
+    prior: ClassVisResult  # the same ascent through the Fourier/decorrelated parametrization only
 
 
 def fooling_images(targets: Sequence[int], steps: int = 100, size: int = 224, progress: bool = True) -> FoolingResult:
-    """Per class: an unrecognisable image the classifier is sure of, and one made under a parametrization prior."""
+    """Per class: an unrecognisable image the classifier is sure of, and one made under a parametrization prior.
+
+    Two methods side by side (``FoolingImage`` and a ``ClassVisualization``
+    with only the parametrization prior), so an experiment, not one generator.
+    """
     model = load_classifier()
-    direct = [fooling_image(model, t, size=size, steps=steps, progress=progress) for t in targets]
+    fooling = FoolingImage(model, size=size, steps=steps)
+    direct = [fooling.generate(target=t, progress=progress) for t in targets]
     prior_cfg = FeatureVisConfig(
         steps=steps, octaves=(size,), pad=0, jitter=0, scales=(1.0,), angles=(0.0,), blur_every=0, clip_every=0
     )
-    return FoolingResult(list(targets), direct, visualize_classes(model, list(targets), prior_cfg, progress))
+    prior = ClassVisualization(model, prior_cfg).generate(target=list(targets), progress=progress)
+    return FoolingResult(list(targets), direct, prior)
 
 
-def fooling_figure(result: FoolingResult, full: FeatureVisResult | None = None) -> Figure:
-    """One column per class: no prior, the parametrization only and, given ``full``, every prior."""
+def fooling_figure(result: FoolingResult, full: ClassVisResult | None = None) -> Figure:
+    """Draw a fooling result: one column per class; no prior, the parametrization only and, given ``full``, every prior.
+
+    Only draws (the gallery's ``render_fooling`` runs the experiment at its budget and writes the captioned file).
+    """
     model = load_classifier()
     n = len(result.targets)
     rows = [
@@ -282,7 +291,7 @@ def deepdream(
     x = load(image, None)
     x = resize_long(x, size)
     dd = DeepDream(layer, octaves=octaves, steps=steps)
-    y = dd.generate(x, progress=progress)
+    y = dd.generate(x, progress=progress).image
     with torch.no_grad():
         a, b = float(dd.objective(x)), float(dd.objective(y))
     fig = fg.new_figure(10, 4.6, f"DeepDream on VGG19 {layer}: {octaves} octaves x {steps} steps")

@@ -8,7 +8,7 @@ import torch
 from restyle.models.classifier import class_index
 from restyle.reference import budget as bd
 from restyle.reference import gallery, gatys
-from restyle.reference.featurevis import ImageParam, class_probabilities, visualize_classes
+from restyle.reference.featurevis import ClassVisualization, ImageParam, class_probabilities
 
 from .conftest import photo
 
@@ -58,19 +58,20 @@ def test_class_visualization_raises_each_class_probability(classifier):
     g = torch.Generator().manual_seed(0)
     noise = (0.5 + 0.02 * torch.randn(1, 3, 64, 64, generator=g)).expand(2, 3, 64, 64)
     assert max(class_probabilities(classifier, noise, targets)) < 0.01
-    r = visualize_classes(classifier, targets, bd.TEST.classvis, progress=False)
-    assert r.images.shape == (2, 3, 64, 64)
+    r = ClassVisualization(classifier, bd.TEST.classvis).generate(target=targets, progress=False)
+    assert r.images.shape == (2, 3, 64, 64) and r.targets == targets
     assert r.probabilities[0] > 0.5 and r.probabilities[1] > 0.02, r.probabilities
-    assert all(last > first for first, last in zip(r.history[0], r.history[-1]))
+    assert all(r.history[-1][f"logit_{i}"] > r.history[0][f"logit_{i}"] for i in range(2))
 
 
 @pytest.mark.slow
 def test_coarse_to_fine_gatys_and_texture_end_at_the_full_size():
     cfg = gatys.GatysConfig(size=64, scale_steps=(6, 3))
     assert cfg.scales == 2
-    r = gatys.style_transfer(photo("chelsea", None), [photo("coffee", None)], config=cfg, progress=False)
+    r = gatys.StyleTransfer(cfg).generate(photo("chelsea", None), photo("coffee", None), progress=False)
     assert r.image.shape[-1] == 64 and len(r.history) == (6 + 1) + (3 + 1)
-    t = gatys.synthesize_texture(photo("coffee", None), (64, 64), (8, 4), progress=False)
+    texture = gatys.TextureSynthesis(gatys.TextureConfig(size=(64, 64), scale_steps=(8, 4)))
+    t = texture.generate(target=photo("coffee", None), progress=False)
     assert t.image.shape[-2:] == (64, 64) and len(t.history) == (8 + 1) + (4 + 1) and t.reduction() > 0
 
 

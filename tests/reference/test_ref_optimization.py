@@ -3,7 +3,7 @@ import torch
 
 from restyle.errors import UserError
 from restyle.reference import gatys
-from restyle.reference.inversion import invert
+from restyle.reference.inversion import FeatureInversion
 from restyle.reference.losses import gram_matrix, psnr, transfer_luminance
 from restyle.runtime.processing import rgb_to_ycc
 
@@ -19,21 +19,22 @@ def test_gram_is_normalized_by_chw():
 def test_gatys_lowers_its_loss_by_90_percent():
     torch.manual_seed(0)
     cfg = gatys.GatysConfig(size=64, steps=40, style_weight=1e3)
-    r = gatys.style_transfer(photo("chelsea", None), [photo("immunohistochemistry", None)], config=cfg, progress=False)
+    r = gatys.StyleTransfer(cfg).generate(photo("chelsea", None), photo("immunohistochemistry", None), progress=False)
     assert r.image.shape[-1] == 64 and r.reduction() > 0.9, r.history[-1]
 
 
 @pytest.mark.slow
 def test_texture_synthesis_lowers_its_loss_by_90_percent():
     # 32x32 and 30 L-BFGS steps reach about 94%.
-    r = gatys.synthesize_texture(photo("immunohistochemistry", None), (32, 32), steps=30, progress=False)
+    texture = gatys.TextureSynthesis(gatys.TextureConfig(size=(32, 32), scale_steps=(30,)))
+    r = texture.generate(target=photo("immunohistochemistry", None), progress=False)
     assert r.reduction() > 0.9
 
 
 @pytest.mark.slow
 def test_inversion_from_relu2_2_reconstructs_the_photo():
     x = photo("chelsea", 48)
-    r = invert(x, "relu2_2", steps=40, progress=False)
+    r = FeatureInversion("relu2_2", steps=40).generate(x, progress=False)
     assert psnr(r.image, x) > 20.0
 
 
@@ -54,7 +55,9 @@ def test_bad_settings_are_user_errors():
     with pytest.raises(UserError):
         gatys.GatysConfig(size=64, scales=5).validate()
     with pytest.raises(UserError):
-        invert(photo("chelsea", 32), "relu9_9", steps=1, progress=False)
+        FeatureInversion("relu9_9", steps=1)
+    with pytest.raises(UserError):
+        gatys.TextureConfig(size=(32, 32), scale_steps=(4, 4, 4)).validate()  # 8 px at the coarsest scale
     with pytest.raises(UserError):
         gatys.style_targets(gatys.vgg19(), [photo("coffee", 32)], [0.5, 0.5], 32)
 
