@@ -163,3 +163,38 @@ def test_the_version_header_and_the_catalogue_give_the_files_hash(
     photo = client.post("/v1/stylize?style=mosaic&max_size=64", content=sample_bytes, headers=IMAGE)
     assert photo.status_code == 200 and photo.headers["x-model-version"] == duo
     assert client.get("/v2/models/mosaic").json()["versions"] == [duo]
+
+
+def test_liveness_is_answered_when_the_concurrency_limit_is_reached(make_settings: Callable[..., object]) -> None:
+    """A liveness probe must not fail because the server is busy: ``/v2/health/live`` is exempt from
+    ``RESTYLE_LIMIT_CONCURRENCY`` like ``/healthz``, while other routes get the JSON 503."""
+    import anyio
+    import httpx
+
+    from restyle.api.app import create_app
+
+    app = create_app(make_settings(limit_concurrency=1, warmup=False))  # type: ignore[arg-type]
+    stalled = anyio.Event()
+    started = anyio.Event()
+
+    async def body():  # an upload that starts, then stalls until the test lets it go, then ends
+        started.set()
+        yield b"\xff" * 10
+        await stalled.wait()
+        yield b"\xff" * 990
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30)
+        async with client, anyio.create_task_group() as tasks:
+            tasks.start_soon(
+                lambda: client.post("/v1/stylize", content=body(), headers={**IMAGE, "content-length": "1000"})
+            )
+            await started.wait()
+            busy = await client.get("/v1/styles")
+            assert busy.status_code == 503 and busy.json()["error"] == "server_busy", busy.text
+            live = await client.get("/v2/health/live")
+            assert live.status_code == 200 and live.content == b""
+            stalled.set()
+
+    anyio.run(scenario)
