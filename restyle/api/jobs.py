@@ -18,7 +18,8 @@ downloaded on another (given a shared storage root).
 Submission (quotas reserved atomically before the body is read, the upload,
 the commit, ``Idempotency-Key``) is ``restyle.api.submission``, shared with
 ``POST /v1/styles``: 429 when the queue or the caller's share of it is full,
-507 when the storage root is, 503 when the broker does not answer in time.
+507 when the storage root is, 503 when the broker does not answer in time or
+(``no_worker``) when workers are alive but none takes the job's kind.
 
 With API keys, a job belongs to the key that submitted it: other keys get
 404 for it (an admin key, ``RESTYLE_ADMIN_KEYS``, sees every job).
@@ -339,7 +340,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(requi
         415: {"description": "Not a readable video, or a wrong content type."},
         422: {"description": "Invalid parameters (start or duration out of range...) or Idempotency-Key."},
         429: {"description": "Queue full, or this key has too many unfinished jobs."},
-        503: {"description": "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT."},
+        503: {
+            "description": "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT; "
+            "or (no_worker) job workers are alive but none takes video jobs."
+        },
         507: {"description": "Job storage is full."},
     },
 )
