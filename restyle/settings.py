@@ -197,6 +197,13 @@ class Settings(RuntimeSettings):
         description="Seconds a queued job's queue message may be missing (taken by a process that died before "
         "it claimed the job) before a sweep enqueues the job again.",
     )
+    worker_ttl: float = Field(
+        10.0,
+        ge=3,
+        description="Seconds a job worker's heartbeat counts (it beats every 2 s, or every third of this when "
+        "shorter): a worker silent this long (killed, its machine lost) no longer counts in /readyz, nor as "
+        "serving its job kinds when a job is submitted.",
+    )
     max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting to run, server-wide; beyond: 429.")
     max_jobs_per_key: int = Field(10, ge=1, description="Unfinished jobs per API key (or per anonymous user): 429.")
     max_storage_bytes: int = Field(

@@ -28,6 +28,8 @@ from restyle.api.jobs import JobCollector, JobQueue
 from restyle.api.jobs import router as jobs_router
 from restyle.api.metrics import Metrics
 from restyle.api.middleware import BodyLimitMiddleware, ConcurrencyLimitMiddleware, RequestContextMiddleware
+from restyle.api.oip import models as oip_models
+from restyle.api.oip import public as oip_public
 from restyle.api.routes import STATIC_DIR, api, ops, public
 from restyle.api.styles import router as styles_router
 from restyle.runtime.service import StyleService
@@ -37,7 +39,9 @@ DESCRIPTION = """Real-time neural style transfer.
 
 `POST /v1/stylize` with a photo (multipart field `image`, or the raw bytes with an image content type)
 returns the stylized image. `GET /v1/styles` lists the styles; `POST /v1/styles` trains a new one from
-an image (a job: follow `GET /v1/styles/{name}`), `DELETE /v1/styles/{name}` removes it. Errors are JSON
+an image (a job: follow `GET /v1/styles/{name}`), `DELETE /v1/styles/{name}` removes it. The Open Inference
+Protocol's health and model metadata routes (`/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}`) serve
+Kubernetes probes and KServe/Triton-style tooling. Errors are JSON
 (`ErrorResponse`); every response carries `X-Request-ID`. When the server has API keys, send `Authorization: Bearer KEY`.
 """
 
@@ -114,6 +118,8 @@ def create_app(
     app.include_router(ops)
     app.include_router(jobs_router)
     app.include_router(styles_router)
+    app.include_router(oip_public)
+    app.include_router(oip_models)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: the request context wraps the concurrency limit, which wraps CORS, which wraps the
@@ -129,11 +135,21 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "X-Model", "X-Inference-Time-Ms", "Server-Timing", "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-Model",
+                "X-Model-Version",
+                "X-Inference-Time-Ms",
+                "Server-Timing",
+                "Retry-After",
+            ],
             max_age=600,
         )
     app.add_middleware(
-        ConcurrencyLimitMiddleware, limit=settings.limit_concurrency, metrics=metrics, exempt=("/healthz",)
+        ConcurrencyLimitMiddleware,
+        limit=settings.limit_concurrency,
+        metrics=metrics,
+        exempt=("/healthz", "/v2/health/live"),  # liveness probes: a busy server is not a dead one
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     return app

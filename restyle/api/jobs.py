@@ -18,7 +18,8 @@ downloaded on another (given a shared storage root).
 Submission (quotas reserved atomically before the body is read, the upload,
 the commit, ``Idempotency-Key``) is ``restyle.api.submission``, shared with
 ``POST /v1/styles``: 429 when the queue or the caller's share of it is full,
-507 when the storage root is, 503 when the broker does not answer in time.
+507 when the storage root is, 503 when the broker does not answer in time or
+(``no_worker``) when workers are alive but none takes the job's kind.
 
 With API keys, a job belongs to the key that submitted it: other keys get
 404 for it (an admin key, ``RESTYLE_ADMIN_KEYS``, sees every job).
@@ -36,7 +37,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 
 from restyle.api.deps import Caller, CallerDep, bearer_token, key_identity, require_api_key
 from restyle.api.errors import StorageFull
+from restyle.api.schemas import MODEL_VERSION_HEADER
 from restyle.api.submission import (
     IDEMPOTENCY_PARAMETER,
     Prepared,
@@ -59,13 +61,13 @@ from restyle.api.submission import (
 )
 from restyle.api.uploads import with_form_fields
 from restyle.errors import UnknownStyle, UserError
+from restyle.jobs.kinds import KINDS, accepts, workers_for
 from restyle.jobs.store import (
     ACTIVE,
     BROKER_ERRORS,
     FINISHED,
     RESERVED,
     STATES,
-    WORKER_TTL,
     Job,
     JobNotFound,
     JobStore,
@@ -182,6 +184,16 @@ class JobResponse(BaseModel):
 
 
 # -- the API side of the queue ---------------------------------------------------------------------------
+class QueueHealth(NamedTuple):
+    """What ``/readyz`` learns of the queue: ``jobs`` (broker, workers, pending), the names of the live worker
+    services (the supervised one must be among them), and per kind ``{workers, pending, accepting}`` (None
+    while the broker is unavailable)."""
+
+    jobs: dict[str, Any]
+    alive: set[str]
+    kinds: dict[str, dict[str, Any]] | None
+
+
 class JobQueue:
     """The broker connection of one API process: submit with quotas, read, cancel, health, metrics.
 
@@ -253,21 +265,27 @@ class JobQueue:
             shutil.rmtree(store.job_dir(job_id), ignore_errors=True)
         return job
 
-    def health(self) -> tuple[dict[str, Any], set[str]]:
-        """``{broker, workers, pending}`` for ``/readyz``, and the names of the worker services alive.
+    def health(self) -> QueueHealth:
+        """``{broker, workers, pending}`` and, per job kind, ``{workers, pending, accepting}`` for ``/readyz``,
+        and the names of the worker services alive.
 
         Shown on the open ``/readyz``: no error text, since the broker's own message names its file or host
-        (the reason is logged at debug level instead).
+        (the reason is logged at debug level instead), and no worker names (they are ``host:pid``).
         """
         try:
             store = self.store
             pending = store.ping()
+            by_kind = store.pending_by_kind()
             workers = store.workers()
         except UserError as exc:
             log.debug("readiness: %s", exc)
-            return {"broker": "unavailable", "workers": 0, "pending": None}, set()
+            return QueueHealth({"broker": "unavailable", "workers": 0, "pending": None}, set(), None)
         count = sum(int(w.get("processes", 1)) for w in workers.values())
-        return {"broker": "ok", "workers": count, "pending": pending}, set(workers)
+        kinds = {
+            kind: {"workers": workers_for(workers, kind), "pending": by_kind[kind], "accepting": accepts(workers, kind)}
+            for kind in KINDS
+        }
+        return QueueHealth({"broker": "ok", "workers": count, "pending": pending}, set(workers), kinds)
 
 
 def owner_of(request: Request) -> str:
@@ -322,7 +340,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(requi
         415: {"description": "Not a readable video, or a wrong content type."},
         422: {"description": "Invalid parameters (start or duration out of range...) or Idempotency-Key."},
         429: {"description": "Queue full, or this key has too many unfinished jobs."},
-        503: {"description": "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT."},
+        503: {
+            "description": "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT; "
+            "or (no_worker) job workers are alive but none takes video jobs."
+        },
         507: {"description": "Job storage is full."},
     },
 )
@@ -441,7 +462,22 @@ def cancel_job(job_id: str, jobs: JobsDep, caller: CallerDep) -> JobResponse:
     return JobResponse.of(jobs.cancel(job_id), jobs.settings.video_retention)
 
 
-@router.get("/{job_id}/result", summary="The stylized MP4", response_class=FileResponse)
+@router.get(
+    "/{job_id}/result",
+    summary="The stylized MP4",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "headers": {
+                "X-Model": {"description": "The style the job applied.", "schema": {"type": "string"}},
+                MODEL_VERSION_HEADER: {
+                    "description": "The version (short SHA-256) of the model file the job ran with.",
+                    "schema": {"type": "string"},
+                },
+            }
+        }
+    },
+)
 def get_result(job_id: str, jobs: JobsDep, caller: CallerDep) -> FileResponse:
     store = jobs.store
     job = visible_job(store, job_id, caller)
@@ -458,7 +494,12 @@ def get_result(job_id: str, jobs: JobsDep, caller: CallerDep) -> FileResponse:
         raise JobExpired(
             "this job's result is not in this server's storage root (expired, or the replicas do not share it)"
         )
-    return FileResponse(path, media_type="video/mp4", filename=f"{job.id}.mp4")
+    # Which model made it: the version its worker recorded when it loaded the model (a job run before versions
+    # were recorded has none).
+    headers = {"X-Model": job.style}
+    if version := job.params.get("model_version"):
+        headers[MODEL_VERSION_HEADER] = str(version)
+    return FileResponse(path, media_type="video/mp4", filename=f"{job.id}.mp4", headers=headers)
 
 
 class JobCollector:
@@ -473,6 +514,7 @@ class JobCollector:
             GaugeMetricFamily("restyle_jobs", "", labels=["state"]),
             GaugeMetricFamily("restyle_job_queue_depth", ""),
             GaugeMetricFamily("restyle_job_workers", ""),
+            GaugeMetricFamily("restyle_job_kind_workers", "", labels=["kind"]),
             HistogramMetricFamily("restyle_job_duration_seconds", "", labels=["kind"]),
         ]
 
@@ -494,11 +536,18 @@ class JobCollector:
         depth = GaugeMetricFamily("restyle_job_queue_depth", "Jobs waiting for a worker.")
         depth.add_metric([], sum(1 for j in jobs if j.state == "queued"))
         yield depth
+        ttl = self.queue.settings.worker_ttl
         alive = GaugeMetricFamily(
-            "restyle_job_workers", f"Worker processes whose service reported alive in the last {WORKER_TTL:g} s."
+            "restyle_job_workers", f"Worker processes whose service reported alive in the last {ttl:g} s."
         )
         alive.add_metric([], sum(int(w.get("processes", 1)) for w in workers.values()))
         yield alive
+        by_kind = GaugeMetricFamily(
+            "restyle_job_kind_workers", "Live worker processes that take jobs of each kind.", labels=["kind"]
+        )
+        for kind in KINDS:
+            by_kind.add_metric([kind], workers_for(workers, kind))
+        yield by_kind
         hist = HistogramMetricFamily(
             "restyle_job_duration_seconds", "Run time of succeeded jobs still on record.", labels=["kind"]
         )

@@ -97,7 +97,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
-                for name in ("x-model", "x-inference-time-ms"):
+                for name in ("x-model", "x-model-version", "x-inference-time-ms"):
                     if name in headers:
                         extra[name.replace("x-", "").replace("-", "_")] = headers[name]
             elif message["type"] == "http.response.body":

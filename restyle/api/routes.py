@@ -21,7 +21,16 @@ from restyle.api.deps import (
     require_api_key,
 )
 from restyle.api.inference import DirectInference, MicroBatcher, PhotoRequest
-from restyle.api.schemas import ErrorResponse, Health, Readiness, StyleEntry, StylesResponse, StylizeParams
+from restyle.api.schemas import (
+    MODEL_VERSION_HEADER,
+    ErrorResponse,
+    Health,
+    KindHealth,
+    Readiness,
+    StyleEntry,
+    StylesResponse,
+    StylizeParams,
+)
 from restyle.api.styles import hidden_styles, style_visible
 from restyle.api.uploads import body_error, read_upload, with_form_fields
 from restyle.errors import UnknownStyle
@@ -117,6 +126,11 @@ _STYLIZE_BODY: dict[str, Any] = {
             "content": {mime: {} for mime in MIME_TYPES.values()},
             "headers": {
                 "X-Model": {"description": "The style that ran (MODEL or MODEL:STYLE).", "schema": {"type": "string"}},
+                "X-Model-Version": {
+                    "description": "The version of the model that ran: its file's short SHA-256 (as in GET "
+                    "/v1/styles and the /v2/models metadata).",
+                    "schema": {"type": "string"},
+                },
                 "X-Inference-Time-Ms": {"description": "Time in the stylizer, ms.", "schema": {"type": "number"}},
                 "Server-Timing": {"description": "queue and inference durations, ms.", "schema": {"type": "string"}},
             },
@@ -166,6 +180,7 @@ async def _stylize(
         PhotoRequest(choice, data, options, fmt, params.quality, deadline, slot, request.is_disconnected)
     )
     body = done.body
+    version = await run_in_threadpool(service.version, choice.model)  # cached; a stat to see the file is unchanged
     ms = {"queue": round(done.queue_s * 1000, 1), "inference": round(done.inference_s * 1000, 1)}
     suffix = "jpg" if fmt == "JPEG" else fmt.lower()
     return Response(
@@ -173,6 +188,7 @@ async def _stylize(
         media_type=MIME_TYPES[fmt],
         headers={
             "X-Model": choice.label,
+            MODEL_VERSION_HEADER: version,
             "X-Inference-Time-Ms": str(ms["inference"]),
             "Server-Timing": f"queue;dur={ms['queue']}, inference;dur={ms['inference']}",
             "Content-Disposition": f'inline; filename="restyled-{choice.model}.{suffix}"',
@@ -210,6 +226,7 @@ async def list_styles(request: Request, service: ServiceDep, caller: CallerDep) 
                 styles=list(info.style_names),
                 precision=info.precision,
                 size_bytes=info.size_bytes,
+                version=info.version,
                 source=info.source,
                 summary=dict(info.summary or {}),
                 preview_url=root + request.app.url_path_for("style_preview", name=name),
@@ -229,11 +246,12 @@ async def list_styles(request: Request, service: ServiceDep, caller: CallerDep) 
 async def style_preview(
     name: str, request: Request, service: ServiceDep, settings: SettingsDep, admission: AdmissionDep
 ) -> Response:
-    await resolve_visible(request, service, name)  # 404 before queueing (another key's style too)
+    choice = await resolve_visible(request, service, name)  # 404 before queueing (another key's style too)
     data = await admission.run(lambda: service.preview(name), deadline=time.monotonic() + settings.request_timeout)
     # A user style may be deleted and trained again under the same name: no hour-long cache for those.
     cache = "public, max-age=3600" if service.source(name) == "bundled" else "no-cache"
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
+    version = await run_in_threadpool(service.version, choice.model)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache, MODEL_VERSION_HEADER: version})
 
 
 @public.get("/healthz", summary="Liveness: the process answers", response_model=Health)
@@ -249,29 +267,42 @@ async def healthz() -> Health:
         503: {
             "model": Readiness,
             "description": "Still warming up (or warm-up failed), the job queue unreachable, the server's own job "
-            "worker not running (it is restarted), or the storage root short of free space; `error` says which.",
+            "worker not running (it is restarted), or the storage root short of free space; `error` says which. "
+            "`kinds` reports each job kind's workers without affecting readiness.",
         }
     },
 )
 async def readyz(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
-    """Open without a key, so nothing here names a path, a host or a broker URL.
+    """Open without a key, so nothing here names a path, a host or a broker URL."""
+    body = await readiness(request, service, settings)
+    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+async def readiness(request: Request, service: StyleService, settings: Settings) -> Readiness:
+    """The server's readiness, for ``/readyz`` and the Open Inference Protocol's ``/v2/health/ready``.
 
     The job broker is part of readiness (job routes and state need it), and so is free space on the
     storage root (``min_free_bytes``): uploads and results would fail. The worker that ``restyle serve``
-    supervises must report alive (its heartbeat, within ``WORKER_TTL``): while it is down, jobs would be
+    supervises must report alive (its heartbeat, within ``worker_ttl``): while it is down, jobs would be
     accepted and wait for nobody. An API with external workers (``--job-workers 0``) only counts them.
+
+    Job kinds are reported (``kinds``) but never make the server unready: a readiness probe that fails
+    takes the whole replica out of its load balancer, photos and the kinds that do have workers included,
+    to fix nothing. A kind that live workers exist for, none of which takes it, is refused where it is
+    submitted instead (503 ``no_worker``, at once), and ``kinds.<kind>.accepting`` says so here.
     """
     app = request.app
-    jobs, alive = await run_in_threadpool(app.state.jobs.health)
+    health = await run_in_threadpool(app.state.jobs.health)
+    jobs = health.jobs
     problems = [] if jobs["broker"] == "ok" else ["the job queue is unavailable"]
-    if jobs["broker"] == "ok" and not _worker_ready(app, alive):
+    if jobs["broker"] == "ok" and not _worker_ready(app, health.alive):
         problems.append("no job worker is running (it is being started or restarted)")
     if storage := await run_in_threadpool(storage_problem, settings):
         problems.append(storage)
     ready = service.ready and not problems
     error = service.warmup_error or (problems[0] if problems else None)
-    body = Readiness(ready=ready, models=list(service.warmed), error=error, jobs=jobs)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    kinds = None if health.kinds is None else {kind: KindHealth(**value) for kind, value in health.kinds.items()}
+    return Readiness(ready=ready, models=list(service.warmed), error=error, jobs=jobs, kinds=kinds)
 
 
 def _worker_ready(app: Any, alive: set[str]) -> bool:

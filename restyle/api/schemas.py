@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 OutputFormat = Literal["jpeg", "jpg", "png", "webp"]
+# On every answer a model made (a photo, a preview, a video job's result): which file ran, by content hash.
+MODEL_VERSION_HEADER = "X-Model-Version"
 
 
 class StylizeParams(BaseModel):
@@ -49,6 +51,10 @@ class StyleEntry(BaseModel):
     styles: list[str] = Field(description="Style names inside the model; more than one means MODEL:STYLE works.")
     precision: str
     size_bytes: int
+    version: str = Field(
+        description="The model file's version: the first 12 hex digits of its SHA-256. Photos stylized with it "
+        "carry the same value in X-Model-Version; a model replaced under the same name gets a new one."
+    )
     source: str = Field(description="bundled or user.")
     summary: dict[str, Any] = Field(default_factory=dict, description="Training summary stored in the model.")
     preview_url: str = Field(description="Thumbnail of the bundled sample photo in this style.")
@@ -64,6 +70,12 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class KindHealth(BaseModel):
+    workers: int = Field(description="Live worker processes that take this kind of job.")
+    pending: int = Field(description="Messages waiting on this kind's queue.")
+    accepting: bool = Field(description="Whether a job of this kind is accepted now (else 503 no_worker).")
+
+
 class Readiness(BaseModel):
     ready: bool
     models: list[str] = Field(default_factory=list, description="Models loaded and warmed up so far.")
@@ -76,4 +88,11 @@ class Readiness(BaseModel):
     )
     jobs: dict[str, Any] | None = Field(
         None, description="Job queue health: broker (ok/unavailable), workers alive, messages pending."
+    )
+    kinds: dict[str, KindHealth] | None = Field(
+        None,
+        description="Per job kind (video, style): the live worker processes that take it, its messages pending, "
+        "and whether a job of that kind is accepted now (false when workers are alive but none takes the kind: "
+        "its submissions answer 503 no_worker). Informational: a kind without workers does not make the server "
+        "unready (photos and the other kinds still work). Null while the job queue is unavailable.",
     )

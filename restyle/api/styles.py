@@ -173,7 +173,9 @@ _errors = {
         415: "Not an image, truncated, or an unsupported content type.",
         422: "Invalid name or steps, a single-style base, an image under 64 px, or no image.",
         429: "The job queue, or this key's share of it, is full; or the key has max_styles_per_key styles.",
-        503: "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT.",
+        503: "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT; or (no_worker) "
+        "job workers are alive but none can train styles (start `restyle worker --kinds style` where "
+        "restyle[train] is installed).",
         507: "Job storage is full.",
     }.items()
 }

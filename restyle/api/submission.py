@@ -6,8 +6,11 @@ steps around it are the same for every kind:
 
 1. **Reserve**, before a byte of the body is read, under the broker lock
    (``BrokerLock``): a first answer remembered for this ``Idempotency-Key`` is
-   returned as it was; else the quotas are counted from the job records and,
-   if there is room, a job record in state ``reserved`` is written. Counting
+   returned as it was; else a kind that live workers exist for, none of
+   which serves it (a style job with only video workers), is refused at once
+   (``NoWorker``, 503: nothing reserved, nothing queued; see
+   ``restyle.jobs.kinds.accepts``); else the quotas are counted from the job
+   records and, if there is room, a job record in state ``reserved`` is written. Counting
    and writing under one lock held in the broker itself (not in this process)
    is what makes a burst of submits against a quota of 1 accept exactly one,
    however many API replicas share the broker.
@@ -63,6 +66,7 @@ from huey.constants import EmptyData
 from restyle.api.deps import Caller
 from restyle.api.uploads import SavedUpload, declared_length, save_upload
 from restyle.errors import UserError
+from restyle.jobs.kinds import accepts, no_worker_message
 from restyle.jobs.store import ACTIVE, BROKER_ERRORS, Job, JobStore, QueueUnavailable, broker_failure
 from restyle.jobs.store import RESERVED as RESERVED  # a record that holds its place while its upload arrives
 from restyle.settings import Settings
@@ -102,6 +106,17 @@ class BrokerBusy(QueueUnavailable):
 
     error_kind = "queue_unavailable"
     retry_after = 2
+
+
+class NoWorker(UserError):
+    """Workers are alive but none serves this job kind (only video workers, and a style job): queued, it would
+    wait for nobody, so it is refused at once with what to start. 503 with its message, like an unavailable
+    queue: the server is fine, a part of the deployment is missing; ``Retry-After`` for a client that waits."""
+
+    http_status = 503
+    error_kind = "no_worker"
+    public_message = True
+    retry_after = 30
 
 
 class IdempotencyConflict(UserError):
@@ -328,6 +343,7 @@ def reserve(
 ) -> Reservation:
     """Under the broker lock: the remembered answer for ``idempotency``, or the quotas checked and a place held.
 
+    ``NoWorker`` (503) when live workers exist and none serves ``kind``;
     ``QueueFull`` (429) when the queue or the caller's share is full;
     ``IdempotencyConflict`` (409) while a request with the same key runs.
     """
@@ -344,6 +360,8 @@ def reserve(
                     raise IdempotencyConflict(
                         f"a request with this {IDEMPOTENCY_HEADER} is still being processed; retry in a moment"
                     )
+        if not accepts(store.workers(), kind):  # after the replay: a remembered 202 stays the answer
+            raise NoWorker(no_worker_message(kind))
         jobs = store.all()
         live = []
         for job in jobs:

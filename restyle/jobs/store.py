@@ -21,6 +21,22 @@ the messages still waiting (``pending_deliveries``), and enqueued again.
 the same test (with the upload's declared size added) before writing a byte.
 A broker whose own file cannot grow (SQLite's "database or disk is full") is
 ``BrokerFull``: a 507 too, not a 503, since waiting for the broker will not help.
+
+Each job kind waits on a queue of its own (``queue_name``: ``restyle-jobs-video``,
+``restyle-jobs-style``) in the same storage as the records, so a worker takes
+only the kinds it serves (``restyle.jobs.kinds``: a CPU pool for video and a
+GPU pool for training share one broker). Huey's consumer reads one queue, so
+the queues are read through ``KindQueues`` (one SQL statement across the
+kinds' rows of Huey's own ``task`` table, or one ``BRPOP`` across the kinds'
+Redis lists): no polling loop per kind and no message bounced between workers.
+The queue of ``QUEUE_NAME`` itself, where every job waited before kinds, is
+still read by every worker: a message found there for a kind the worker does
+not serve is moved to that kind's queue once (``restyle_jobs_dequeue``).
+
+Every worker service writes a heartbeat (``worker:<host:pid>``: when, its
+processes and kinds) every ``HEARTBEAT_S``; one silent for ``worker_ttl``
+seconds no longer counts, for ``/readyz`` nor for the API's "is any worker
+serving this kind?".
 """
 
 from __future__ import annotations
@@ -42,8 +58,10 @@ from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.constants import EmptyData
+from huey.storage import RedisStorage, SqliteStorage
 
 from restyle.errors import UserError
+from restyle.jobs.kinds import KINDS, served_kinds
 from restyle.settings import Settings
 
 log = logging.getLogger("restyle.jobs")
@@ -54,9 +72,9 @@ RESERVED = "reserved"
 STATES = (RESERVED, "queued", "running", "succeeded", "failed", "cancelled", "expired")
 FINISHED = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-QUEUE_NAME = "restyle-jobs"
-HEARTBEAT_S = 2.0  # how often a worker service says "alive"
-WORKER_TTL = 10.0  # a worker that has not said "alive" for this long no longer counts in /readyz
+QUEUE_NAME = "restyle-jobs"  # the records' key-value storage, and the one queue of every job before kinds
+HEARTBEAT_S = 2.0  # how often a worker service says "alive" (more often under a short ``worker_ttl``)
+WORKER_TTL: float = Settings.model_fields["worker_ttl"].default  # a heartbeat older than this no longer counts
 # How long a broker call may wait for SQLite's write lock (or a Redis socket) in a worker process. API
 # processes pass ``Settings.broker_timeout`` (2 s) plus half a second instead (``restyle.api.jobs``): a call
 # their request gave up on must not hold the connection (and SQLite's per-process lock) much longer.
@@ -82,6 +100,12 @@ class BrokerFull(QueueUnavailable):
 
 class JobNotFound(UserError):
     http_status = 404
+
+
+def heartbeat_every(settings: Settings) -> float:
+    """How often a worker service writes its heartbeat: ``HEARTBEAT_S``, or a third of a shorter ``worker_ttl``
+    (a heartbeat or two may be late under load without the worker ceasing to count)."""
+    return min(HEARTBEAT_S, settings.worker_ttl / 3)
 
 
 def worker_id() -> str:
@@ -159,19 +183,182 @@ def storage_problem(settings: Settings, incoming: int = 0) -> str | None:
     return f"job storage is almost full ({free / 1e6:.0f} MB free, at least {need / 1e6:.0f} MB needed)"
 
 
+def queue_name(kind: str) -> str:
+    """The queue a ``kind`` job waits on (each kind its own, so a worker takes only the kinds it serves)."""
+    return f"{QUEUE_NAME}-{kind}"
+
+
+# Every queue a job message may wait on: each kind's, then the shared queue of the jobs queued before kinds.
+ALL_QUEUES = (*(queue_name(kind) for kind in KINDS), QUEUE_NAME)
+
+
+class KindQueues:
+    """Messages on named queues of one Huey storage: put on one, take the oldest of several, count, list.
+
+    Huey's storage reads and writes the one queue it was named after; the
+    job kinds need several, read together by one worker. These are the same
+    queues Huey would keep for those names (rows of its SQLite ``task``
+    table with that ``queue`` column, or its Redis list ``huey.redis.NAME``)
+    on the same connection, so nothing new is stored and a Huey built with
+    one of those names sees the same messages.
+    """
+
+    def put(self, name: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def take(self, names: tuple[str, ...]) -> tuple[str, bytes] | None:
+        """The oldest message on any of ``names`` (removed from it), with its queue's name; None: all empty."""
+        raise NotImplementedError
+
+    def size(self, names: tuple[str, ...]) -> int:
+        raise NotImplementedError
+
+    def items(self, names: tuple[str, ...]) -> list[bytes]:
+        """Every message waiting on ``names`` (read, not taken)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def of(storage: Any) -> KindQueues:
+        if isinstance(storage, SqliteStorage):
+            return _SqliteQueues(storage)
+        if isinstance(storage, RedisStorage):
+            return _RedisQueues(storage)
+        raise TypeError(f"no job queues on a {type(storage).__name__}")
+
+
+class _SqliteQueues(KindQueues):
+    """The kinds' rows of Huey's ``task`` table: one ``select ... where queue in (...)`` takes the oldest
+    across all of them (first in, first out over every kind the worker serves), under Huey's own lock."""
+
+    def __init__(self, storage: SqliteStorage):
+        self.storage = storage
+
+    def put(self, name: str, data: bytes) -> None:
+        self.storage.sql(
+            "insert into task (queue, data, priority) values (?, ?, ?)",
+            (name, self.storage.to_blob(data), 0),
+            commit=True,
+        )
+
+    def take(self, names: tuple[str, ...]) -> tuple[str, bytes] | None:
+        marks = ",".join("?" * len(names))
+        # A read first (no write lock), as Huey's own dequeue: an idle worker polls without blocking writers.
+        if not self.storage.sql(f"select 1 from task where queue in ({marks}) limit 1", names, results=True):
+            return None
+        with self.storage.db(commit=True) as curs:
+            curs.execute(
+                f"select id, queue, data from task where queue in ({marks}) order by priority desc, id limit 1", names
+            )
+            row = curs.fetchone()
+            if row is None:
+                return None
+            curs.execute("delete from task where id = ?", (row[0],))
+            return (str(row[1]), bytes(row[2])) if curs.rowcount == 1 else None
+
+    def size(self, names: tuple[str, ...]) -> int:
+        marks = ",".join("?" * len(names))
+        return int(self.storage.sql(f"select count(id) from task where queue in ({marks})", names, results=True)[0][0])
+
+    def items(self, names: tuple[str, ...]) -> list[bytes]:
+        marks = ",".join("?" * len(names))
+        rows = self.storage.sql(
+            f"select data from task where queue in ({marks}) order by priority desc, id", names, results=True
+        )
+        return [bytes(data) for (data,) in rows]
+
+
+class _RedisQueues(KindQueues):
+    """Huey's Redis list per queue name: one ``BRPOP`` over the kinds' lists waits for whichever gets a message
+    first (up to the storage's ``read_timeout``, as Huey's own blocking read). Redis pops the first non-empty
+    list in the order given, so the order turns on every take: a busy kind cannot starve another."""
+
+    def __init__(self, storage: RedisStorage):
+        self.storage = storage
+        self._turn = 0
+
+    def key(self, name: str) -> str:
+        return f"huey.redis.{self.storage.clean_name(name)}"  # RedisStorage.queue_key for that name
+
+    def put(self, name: str, data: bytes) -> None:
+        self.storage.conn.lpush(self.key(name), data)
+
+    def take(self, names: tuple[str, ...]) -> tuple[str, bytes] | None:
+        self._turn = (self._turn + 1) % len(names)
+        order = names[self._turn :] + names[: self._turn]
+        by_key = {self.key(name): name for name in order}
+        from redis.exceptions import TimeoutError as RedisTimeout
+
+        try:
+            got = self.storage.conn.brpop(list(by_key), timeout=self.storage.read_timeout)
+        except RedisTimeout:  # a slow answer: as Huey's own read, nothing taken this time
+            return None
+        if not got:
+            return None
+        key, data = got
+        return by_key[key.decode() if isinstance(key, bytes) else key], bytes(data)
+
+    def size(self, names: tuple[str, ...]) -> int:
+        pipe = self.storage.conn.pipeline()
+        for name in names:
+            pipe.llen(self.key(name))
+        return int(sum(pipe.execute()))
+
+    def items(self, names: tuple[str, ...]) -> list[bytes]:
+        return [bytes(data) for name in names for data in self.storage.conn.lrange(self.key(name), 0, -1)[::-1]]
+
+
+class _JobQueuesHuey:
+    """What the consumer's workers call to get a job: the next message on the queue of a kind this worker
+    serves (``restyle_kinds``), or on the shared queue of the jobs queued before kinds existed."""
+
+    restyle_kinds: tuple[str, ...]
+    restyle_queues: KindQueues
+
+    def dequeue(self) -> Any:
+        huey: Any = self
+        names = (*(queue_name(kind) for kind in huey.restyle_kinds), QUEUE_NAME)
+        got = huey.restyle_queues.take(names)
+        if got is None:
+            return None
+        name, data = got
+        task = huey.deserialize_task(data)
+        if name == QUEUE_NAME and task.name not in huey.restyle_kinds:
+            # Queued before kinds (or by an older API replica): its kind's own workers run it. Moved once, never
+            # bounced: a worker of that kind reads that queue. Until then the lost-message sweep sees it on it.
+            huey.restyle_queues.put(queue_name(task.name), data)
+            log.info("a %s job's message from the shared queue moved to the %s queue", task.name, task.name)
+            return None
+        return task
+
+
+class _SqliteJobsHuey(_JobQueuesHuey, SqliteHuey):
+    pass
+
+
+class _RedisJobsHuey(_JobQueuesHuey, RedisHuey):
+    pass
+
+
 def make_huey(
-    settings: Settings, run: Callable[[Huey, Settings, str, int], None] | None = None, timeout: float | None = None
+    settings: Settings,
+    run: Callable[[Huey, Settings, str, int], None] | None = None,
+    timeout: float | None = None,
+    kinds: tuple[str, ...] = KINDS,
 ) -> Huey:
     """The queue the settings name; the API and every worker build it the same way (same tasks, same names).
 
     ``run(huey, settings, job_id, delivery)`` is what a task does when a worker takes it
     (``restyle.jobs.worker.run_delivery``); the API, which only enqueues, leaves it out. So the store names
-    the tasks and never imports the worker that runs them.
+    the tasks and never imports the worker that runs them. ``kinds``: the job kinds whose queues ``dequeue``
+    reads (a worker's ``--kinds``); enqueueing always goes to the job's own kind's queue.
 
     ``timeout``: the longest a broker call waits (SQLite's busy timeout; for Redis the socket timeout, at most
     ``REDIS_SOCKET_TIMEOUT_S``). Workers use the default, ``WORKER_BROKER_TIMEOUT_S``; API processes pass
     ``Settings.broker_timeout`` (plus a margin), so that a call a request stopped waiting for gives up soon too.
     """
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"job kinds must be some of {KINDS}, not {kinds!r}")
     if settings.broker_url:
         if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
             raise UserError(f"RESTYLE_BROKER_URL must be empty (SQLite) or redis://..., not {settings.broker_url!r}")
@@ -182,15 +369,17 @@ def make_huey(
         pool = ConnectionPool.from_url(
             settings.broker_url, socket_timeout=socket_timeout, socket_connect_timeout=min(2.0, socket_timeout)
         )
-        huey: Huey = RedisHuey(QUEUE_NAME, connection_pool=pool, results=False, blocking=True, read_timeout=1)
+        huey: Huey = _RedisJobsHuey(QUEUE_NAME, connection_pool=pool, results=False, blocking=True, read_timeout=1)
     else:
         settings.storage_root.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(
+        huey = _SqliteJobsHuey(
             QUEUE_NAME,
             filename=str(settings.storage_root / "queue.sqlite3"),
             results=False,
             timeout=WORKER_BROKER_TIMEOUT_S if timeout is None else timeout,
         )
+    huey.restyle_kinds = tuple(kinds)  # type: ignore[attr-defined]
+    huey.restyle_queues = KindQueues.of(huey.storage)  # type: ignore[attr-defined]
     register_tasks(huey, settings, run)
     return huey
 
@@ -463,13 +652,18 @@ class JobStore:
         job.worker = None
         job.lease_until = None
         self.put(job)
+        task = self.huey.restyle_tasks[job.kind].s(job.id, job.delivery)  # type: ignore[attr-defined]
         with self._guard():
-            self.huey.restyle_tasks[job.kind](job.id, job.delivery)  # type: ignore[attr-defined]
+            self.queues.put(queue_name(job.kind), self.huey.serialize_task(task))
+
+    @property
+    def queues(self) -> KindQueues:
+        return self.huey.restyle_queues  # type: ignore[attr-defined,no-any-return]
 
     def pending_deliveries(self) -> set[tuple[str, int]]:
-        """``(job id, delivery)`` of every message waiting on the queue (read, not taken)."""
+        """``(job id, delivery)`` of every message waiting on any queue (read, not taken)."""
         with self._guard():
-            items = self.storage.enqueued_items()
+            items = self.queues.items(ALL_QUEUES)
         out: set[tuple[str, int]] = set()
         for data in items:
             try:
@@ -495,27 +689,53 @@ class JobStore:
 
     # -- health --------------------------------------------------------------------------------------
     def ping(self) -> int:
-        """Messages waiting on the queue; raises ``QueueUnavailable`` when the broker is gone."""
+        """Messages waiting on every queue; raises ``QueueUnavailable`` when the broker is gone."""
         with self._guard():
-            return int(self.storage.queue_size())
+            return self.queues.size(ALL_QUEUES)
 
-    def worker_alive(self, name: str, processes: int) -> None:
+    def pending_by_kind(self) -> dict[str, int]:
+        """Messages waiting on each kind's queue (those still on the shared queue of old are in ``ping`` only)."""
         with self._guard():
-            self.storage.put_data(f"worker:{name}", json.dumps({"seen": time.time(), "processes": processes}).encode())
+            return {kind: self.queues.size((queue_name(kind),)) for kind in KINDS}
+
+    def worker_alive(self, name: str, processes: int, kinds: tuple[str, ...] = KINDS, at: float | None = None) -> None:
+        """Write the heartbeat of the worker service ``name`` (``host:pid``): its processes and the kinds it
+        serves, for ``/readyz`` and for the API's "may this kind be queued?" (``restyle.jobs.kinds.accepts``).
+        ``at``: when (default now)."""
+        host, _, pid = name.rpartition(":")
+        record = {
+            "seen": time.time() if at is None else at,
+            "processes": processes,
+            "kinds": list(kinds),
+            "host": host,
+            "pid": int(pid) if pid.isdigit() else None,
+        }
+        with self._guard():
+            self.storage.put_data(f"worker:{name}", json.dumps(record).encode())
 
     def worker_gone(self, name: str) -> None:
         with self._guard():
             self.storage.delete_data(f"worker:{name}")
 
-    def workers(self) -> dict[str, dict[str, Any]]:
-        """Worker services that said "alive" within ``WORKER_TTL`` seconds."""
-        now = time.time()
+    def workers(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """Worker services that said "alive" within ``Settings.worker_ttl`` seconds (of ``now``), by name; each
+        record's ``kinds`` says what it serves (``restyle.jobs.kinds.served_kinds`` reads old records too).
+
+        An expired heartbeat (a worker killed before it could take its mark away) is only ignored, never
+        deleted here: a worker that was merely slow to beat counts again with its next heartbeat.
+        """
+        now = time.time() if now is None else now
         with self._guard():
             items = self.storage.result_items()
         out = {}
         for key, value in items.items():
-            if key.startswith("worker:"):
+            if not key.startswith("worker:"):
+                continue
+            try:
                 info = json.loads(bytes(value))
-                if now - info.get("seen", 0) <= WORKER_TTL:
-                    out[key.removeprefix("worker:")] = info
+                seen = float(info.get("seen", 0))
+            except (ValueError, TypeError, AttributeError):
+                continue  # not a heartbeat this version can read: it counts for nothing
+            if now - seen <= self.settings.worker_ttl:
+                out[key.removeprefix("worker:")] = {**info, "kinds": list(served_kinds(info))}
         return out

@@ -6,7 +6,11 @@ Two kinds share all of it: ``video`` (``POST /v1/jobs/video``, ``restyle.jobs.ta
 A job runs in a worker *process* (``restyle worker``, or the one ``restyle
 serve`` starts beside the API), never in the API: decoding a hostile video
 can take gigabytes, and an out-of-memory kill must cost one job attempt, not
-the API. Huey's consumer restarts a worker process that died.
+the API. Huey's consumer restarts a worker process that died. A worker
+serves some job kinds (``--kinds``; by default what its install can run,
+``restyle.jobs.kinds``): it reads only their queues, imports only their code,
+and its heartbeat names them, so a CPU pool for video and a GPU pool for
+training share one broker. The sweep is every worker's, whatever its kinds.
 
 Per run, a watcher thread renews the job's lease and checks for a cancel
 request; the job's own ``cancel`` event (never a shared one: see
@@ -48,11 +52,11 @@ from huey import Huey
 from huey.consumer import Consumer, ProcessEnvironment, Scheduler, Worker
 
 from restyle.errors import UserError, scrub
+from restyle.jobs.kinds import KINDS, installed_kinds, kinds_text
 from restyle.jobs.store import (
     ACTIVE,
     BROKER_ERRORS,
     FINISHED,
-    HEARTBEAT_S,
     RESERVED,
     STYLE_OWNER_PREFIX,
     STYLE_USED_PREFIX,
@@ -60,6 +64,7 @@ from restyle.jobs.store import (
     JobStore,
     QueueUnavailable,
     describe_broker,
+    heartbeat_every,
     make_huey,
     style_use_record_every,
     worker_id,
@@ -508,22 +513,25 @@ def _requeue_lost_messages(store: JobStore, queued: list[Job], now: float, grace
 class WorkerService:
     """Workers for one machine: Huey's consumer (processes) for ``restyle worker``, or threads for tests.
 
-    Besides the workers, a housekeeping thread says "alive" (for ``/readyz``)
-    and sweeps expired leases and old jobs every few seconds.
+    ``kinds``: the job kinds these workers take (their queues; default: what this install can run, see
+    ``restyle.jobs.kinds``). Besides the workers, a housekeeping thread says "alive" with those kinds (for
+    ``/readyz`` and the API's refusal of a kind nobody serves) and sweeps expired leases, lost messages and
+    old jobs of every kind every few seconds.
     """
 
-    def __init__(self, settings: Settings, processes: int = 1):
+    def __init__(self, settings: Settings, processes: int = 1, kinds: tuple[str, ...] | None = None):
         self.settings = settings
         self.processes = processes
+        self.kinds = installed_kinds() if kinds is None else tuple(kinds)
         self.name = f"{worker_id()}"
-        self.huey = make_huey(settings, run=run_delivery)
+        self.huey = make_huey(settings, run=run_delivery, kinds=self.kinds)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.interval = min(5.0, settings.job_lease / 3)
 
     # -- housekeeping ---------------------------------------------------------------------------------
     def housekeeping(self) -> None:
-        housekeep(self.settings, self.name, self.processes, self._stop)
+        housekeep(self.settings, self.name, self.processes, self._stop, kinds=self.kinds)
 
     # -- threads (tests; one process) -------------------------------------------------------------
     def start_threads(self) -> None:
@@ -596,17 +604,20 @@ class WorkerService:
         keeper = ctx.Process(
             target=housekeep,
             args=(self.settings, self.name, self.processes, None, os.getpid()),
+            kwargs={"kinds": self.kinds},
             name="job-housekeeping",
             daemon=True,
         )
         keeper.start()
         log.info(
-            "restyle worker %s: %d process(es) on %s",
+            "restyle worker %s: %d process(es) for %s jobs on %s",
             self.name,
             self.processes,
+            kinds_text(self.kinds),
             _describe(self.settings),
         )
-        _preload_job_code()  # after the housekeeper's start: its "alive" mark does not wait for torch to load
+        # After the housekeeper's start: its "alive" mark does not wait for torch to load.
+        _preload_job_code(self.kinds)
         try:
             consumer.run()
         finally:
@@ -617,8 +628,9 @@ class WorkerService:
                 keeper.kill()
 
 
-def _preload_job_code() -> None:
-    """Import what jobs run (PyTorch and the training stack, PyAV, ONNX Runtime) once, before Huey forks.
+def _preload_job_code(kinds: tuple[str, ...]) -> None:
+    """Import what the served ``kinds`` run (video: PyAV, ONNX Runtime; style: PyTorch and the training
+    stack) once, before Huey forks; a video-only worker never imports torch (an install may lack it).
 
     Every worker process, and every one Huey restarts, then starts with it
     loaded (shared copy-on-write). Imported inside a job instead, torch takes
@@ -626,17 +638,28 @@ def _preload_job_code() -> None:
     stalls the thread that renews the job's lease: the lease runs out and
     the job is handed to another worker for nothing.
     """
-    import torchvision.utils  # noqa: F401  (the sample grids)
+    if "video" in kinds:
+        import restyle.jobs.tasks.video
+        import restyle.video.stylize  # noqa: F401
+    if "style" in kinds:
+        import torchvision.utils  # noqa: F401  (the sample grids)
 
-    import restyle.export.onnx_export
-    import restyle.jobs.tasks.video
-    import restyle.train.add_style
-    import restyle.train.loop
-    import restyle.video.stylize  # noqa: F401
+        import restyle.export.onnx_export
+        import restyle.train.add_style
+        import restyle.train.loop  # noqa: F401
 
 
-def housekeep(settings: Settings, name: str, processes: int, stop: threading.Event | None, parent: int = 0) -> None:
-    """Say "alive" every ``HEARTBEAT_S`` (for ``/readyz``) and sweep expired leases, lost messages and old jobs
+def housekeep(
+    settings: Settings,
+    name: str,
+    processes: int,
+    stop: threading.Event | None,
+    parent: int = 0,
+    *,
+    kinds: tuple[str, ...] = KINDS,
+) -> None:
+    """Say "alive" (with the ``kinds`` served) every ``heartbeat_every`` seconds, for ``/readyz`` and the
+    API's check that a submitted kind has a worker, and sweep expired leases, lost messages and old jobs
     every few seconds.
 
     Until ``stop`` is set (threads), or, as its own process, until SIGTERM or its ``parent`` is gone (it
@@ -664,8 +687,8 @@ def housekeep(settings: Settings, name: str, processes: int, stop: threading.Eve
             now = time.monotonic()
             try:
                 if now >= next_beat:
-                    next_beat = now + HEARTBEAT_S
-                    store.worker_alive(name, processes)
+                    next_beat = now + heartbeat_every(settings)
+                    store.worker_alive(name, processes, kinds)
                 if now >= next_sweep:
                     next_sweep = now + interval
                     counts = sweep(store, settings)

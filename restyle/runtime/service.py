@@ -80,6 +80,11 @@ class StyleService:
         except UnknownStyle:
             return None
 
+    def version(self, model: str) -> str:
+        """The version of the model ``model`` (its file's short SHA-256; the API's ``X-Model-Version``): from the
+        registry's metadata cache, hashed once per file version."""
+        return self.registry.info(model).version
+
     def stylizer(self, model: str) -> Stylizer:
         """The one shared session for ``model`` (loaded on first use)."""
         return self.registry.get(model, provider=self.settings.provider, threads=self.settings.effective_threads)

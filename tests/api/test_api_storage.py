@@ -132,7 +132,7 @@ def test_a_full_broker_when_the_job_is_queued_is_507_not_503(
         def full(*args: object, **kwargs: object) -> None:
             raise sqlite3.OperationalError("database or disk is full")
 
-        monkeypatch.setattr(store.storage, "enqueue", full)  # the queue's table cannot grow
+        monkeypatch.setattr(store.queues, "put", full)  # the queue's table cannot grow (a message per job kind)
         body = _error(
             client.post("/v1/jobs/video?style=ink", content=video, headers=VIDEO), 507, "storage_full", tmp_path
         )

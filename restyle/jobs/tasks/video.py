@@ -41,6 +41,9 @@ def run_video_job(
     source = store.job_dir(job.id) / job.input_name
     choice = styles.resolve(job.style)
     stylizer = styles.stylizer(choice.model)
+    # Which file this run uses (its content hash), for the result's X-Model-Version: the record is saved with the
+    # progress report below, and a retried run records the file it loads in turn.
+    p["model_version"] = stylizer.info.version
     info = probe(source, max_pixels=settings.video_max_frame_pixels)
     progress(0, expected_frames(info, p["start"], p["duration"]))
     options = StylizeOptions(max_size=p["max_size"], style_weights=choice.style if choice.multi else None)
