@@ -88,6 +88,24 @@ def resize_long(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x, size=hw, mode="bilinear", antialias=shrink, align_corners=False).clamp(0, 1)
 
 
+VGG_MIN_SIDE = 16  # relu5_1 sits behind four 2x2 poolings: a side under 16 px pools to nothing
+
+
+def check_vgg_sizes(images: dict[str, Tensor], long_side: int) -> None:
+    """Refuse, before any work, an image whose short side at ``long_side`` is too small for VGG's deepest layer.
+
+    Measured: a 20x64 photo at ``size=64, scales=2`` reached relu5_1 as 1x4 and failed inside
+    PyTorch's max pooling; users see the reason and the fix instead.
+    """
+    for what, x in images.items():
+        h, w = long_side_size(*x.shape[-2:], long_side)
+        if min(h, w) < VGG_MIN_SIDE:
+            raise UserError(
+                f"the {what} is {h}x{w} px at the coarsest scale ({long_side} px); VGG needs at least "
+                f"{VGG_MIN_SIDE} px on each side: use a larger size, fewer scales or a less elongated image"
+            )
+
+
 def style_targets(
     net: VGGFeatures, styles: Sequence[Tensor], weights: Sequence[float] | None, size: int
 ) -> dict[str, Tensor]:
@@ -147,9 +165,13 @@ class StyleTransfer:
         cfg, net = self.config, self.net
         content = require_inputs("style transfer", inputs)
         styles = _styles(target)
+        sizes = _scale_sizes(cfg.size, cfg.scales)
+        check_vgg_sizes(
+            {"content image": content, **{f"style image {i + 1}": s for i, s in enumerate(styles)}}, sizes[0]
+        )
         result: Result | None = None
         history: list[dict[str, float]] = []
-        for i, size in enumerate(_scale_sizes(cfg.size, cfg.scales)):
+        for i, size in enumerate(sizes):
             c = resize_long(content, size)
             with torch.no_grad():
                 c_target = net(c, [CONTENT_LAYER])[CONTENT_LAYER]
@@ -232,6 +254,7 @@ class TextureSynthesis:
         h, w = cfg.size
         plan = cfg.scale_steps
         full_style = cfg.style_size or max(h, w)
+        check_vgg_sizes({"style image": style}, full_style >> (len(plan) - 1))
         result: Result | None = None
         history: list[dict[str, float]] = []
         for i, n in enumerate(plan):

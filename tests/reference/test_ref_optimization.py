@@ -67,3 +67,21 @@ def test_the_reference_suite_shares_one_vgg_cache():
 
     assert gatys.vgg19() is gatys.vgg19() is vgg19_features((*gatys.STYLE_LAYERS, gatys.CONTENT_LAYER))
     assert vgg_to("relu2_2") is vgg19_features(("relu2_2",))  # what inversion and the figures use
+
+
+@pytest.mark.parametrize(
+    ("content", "style"),
+    [((20, 64), (64, 64)), ((64, 64), (64, 12))],
+    ids=["elongated-content", "elongated-style"],
+)
+def test_an_image_too_small_for_vgg_is_refused_before_any_step(content, style):
+    """A 20x64 photo at size 64 over 2 scales is 10x32 at the coarsest one: relu5_1 would pool it to nothing."""
+    steps: list[int] = []
+    method = gatys.StyleTransfer(gatys.GatysConfig(size=64, steps=1, scales=2))
+    with pytest.raises(UserError, match="at least 16 px on each side"):
+        method.generate(
+            torch.rand(1, 3, *content), torch.rand(1, 3, *style), progress=False, callback=lambda *a: steps.append(1)
+        )
+    assert steps == []
+    # the same call with a square photo and style runs
+    method.generate(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), progress=False)
