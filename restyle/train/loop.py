@@ -14,7 +14,7 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,74 +95,52 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+class _LogWindow:
+    """Loss sums since the last log line, and when that window started (for the images-per-second rate)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.steps = 0
+        self.started = time.perf_counter()
+
+    def add(self, floats: dict[str, float]) -> None:
+        for k, v in floats.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.steps += 1
+
+    def close(self) -> tuple[dict[str, float], int, float]:
+        """(mean losses, steps, seconds) of the window, and start the next one."""
+        now = time.perf_counter()
+        out = ({k: v / max(self.steps, 1) for k, v in self.sums.items()}, self.steps, now - self.started)
+        self.sums, self.steps, self.started = {}, 0, now
+        return out
+
+
 class Trainer:
+    """One training run: set up in ``__init__`` (data, teacher or VGG targets, network, optimiser), driven by ``run``.
+
+    The same object serves a fresh run, a resumed one (``resume``: a checkpoint's state), a distillation
+    (``cfg.teacher``) and a new style on a trained base (``cfg.base``); each of these differs only in the
+    setup steps named below, never inside the loop.
+    """
+
     def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None, hooks: Hooks | None = None):
         self.cfg = cfg
         self.hooks = hooks or Hooks()
         for p in cfg.style_images:
             if not Path(p).is_file():
                 raise InputNotFound(f"style image not found: {p}")
-        self.dist = D.init_distributed(
-            "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-        )
-        self.device = D.resolve_device(cfg.device, self.dist)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-            torch.backends.cudnn.benchmark = True  # fixed training shapes: the search pays off
+        self._setup_device()
         torch.manual_seed(cfg.seed)
-
-        self.dataset = PhotoFolder(cfg.data, cfg.image_size)
-        self.sampler = ResumableSampler(self.dataset, self.dist.world_size, self.dist.rank, cfg.seed, cfg.batch_size)
-        self.loader = DataLoader(
-            self.dataset,
-            batch_size=cfg.batch_size,
-            sampler=self.sampler,
-            num_workers=cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=cfg.num_workers > 0,
+        self._setup_data()
+        self.teacher: StyleNet | None = (
+            load_teacher(cfg.teacher, cfg.style_names()).to(self.device) if cfg.teacher is not None else None
         )
-
-        self.teacher: StyleNet | None = None
-        if cfg.teacher is not None:
-            self.teacher = load_teacher(cfg.teacher, cfg.style_names()).to(self.device)
-            layers = list(DISTILL_LAYERS)  # the trunk is cut after relu2_1: no deeper layer is used
-        else:
-            layers = list(dict.fromkeys([*cfg.style_layers, cfg.content_layer]))
-        self.vgg = VGGFeatures(layers, weights=cfg.vgg_weights).to(self.device)
-        # --init and --base only matter for a fresh start: a resumed run restores every weight from its
-        # checkpoint, so it must not need those files any more (they may live on another machine by then)
-        base: tuple[StyleNet, list[str]] | None = None
-        if cfg.base is not None and resume is None:
-            from restyle.train.add_style import load_base, new_style_network
-
-            base = load_base(cfg.base)
-            if base[0].arch != cfg.arch:
-                raise UserError(f"base {cfg.base} is a {base[0].arch} network; this run was configured for {cfg.arch}")
-            self.net: StyleNet = new_style_network(base[0], train_decoder=cfg.decoder_lr > 0)
-        elif cfg.base is not None:
-            from restyle.train.add_style import freeze_for_new_style
-
-            self.net = freeze_for_new_style(build_network(cfg.arch, 1), train_decoder=cfg.decoder_lr > 0)
-        else:
-            self.net = build_network(cfg.arch, len(cfg.style_images))
-        if cfg.init is not None and resume is None:
-            self._init_from(cfg.init)
-        self.net = self.net.to(self.device)
-        self.channels_last = self.device.type == "cuda"
-        if self.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
-            self.vgg = self.vgg.to(memory_format=torch.channels_last)
-        self.amp_dtype = None
-        if self.device.type == "cuda" and cfg.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=cfg.lr)
-        self.model = (
-            DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            if self.dist.enabled
-            else self.net
-        )
-
+        # a distillation's trunk is cut after relu2_1: no deeper layer is used
+        layers = list(DISTILL_LAYERS) if self.teacher is not None else [*cfg.style_layers, cfg.content_layer]
+        self.vgg = VGGFeatures(list(dict.fromkeys(layers)), weights=cfg.vgg_weights).to(self.device)
+        base = self._setup_network(fresh=resume is None)
+        self._setup_optimisation()
         self.style_grams = self._style_targets()
         self.palette_dirs, self.palettes = self._palette_targets()
         self.layer_weights = cfg.layer_weights()
@@ -181,18 +159,89 @@ class Trainer:
         self.stopped_early = False
         if resume is not None:
             self._restore(resume)
-        self.out = Path(cfg.out)
+        self._setup_output()
+        self.val_images = self._validation_images()
+
+    # -- setup ---------------------------------------------------------------------------------------------------
+    def _setup_device(self) -> None:
+        cfg = self.cfg
+        self.dist = D.init_distributed(
+            "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+        )
+        self.device = D.resolve_device(cfg.device, self.dist)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # fixed training shapes: the search pays off
+
+    def _setup_data(self) -> None:
+        cfg = self.cfg
+        self.dataset = PhotoFolder(cfg.data, cfg.image_size)
+        self.sampler = ResumableSampler(self.dataset, self.dist.world_size, self.dist.rank, cfg.seed, cfg.batch_size)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.num_workers > 0,
+        )
+
+    def _setup_network(self, fresh: bool) -> tuple[StyleNet, list[str]] | None:
+        """``self.net``: a new network, a new style on a base (``cfg.base``), or ``cfg.init``'s weights.
+
+        --init and --base only matter for a fresh start: a resumed run restores every weight from its
+        checkpoint, so it must not need those files any more (they may live on another machine by then).
+        Returns the base network and its style names when a new style starts from one.
+        """
+        cfg = self.cfg
+        base: tuple[StyleNet, list[str]] | None = None
+        if cfg.base is not None and fresh:
+            from restyle.train.add_style import load_base, new_style_network
+
+            base = load_base(cfg.base)
+            if base[0].arch != cfg.arch:
+                raise UserError(f"base {cfg.base} is a {base[0].arch} network; this run was configured for {cfg.arch}")
+            self.net: StyleNet = new_style_network(base[0], train_decoder=cfg.decoder_lr > 0)
+        elif cfg.base is not None:
+            from restyle.train.add_style import freeze_for_new_style
+
+            self.net = freeze_for_new_style(build_network(cfg.arch, 1), train_decoder=cfg.decoder_lr > 0)
+        else:
+            self.net = build_network(cfg.arch, len(cfg.style_images))
+        if cfg.init is not None and fresh:
+            self._init_from(cfg.init)
+        self.net = self.net.to(self.device)
+        return base
+
+    def _setup_optimisation(self) -> None:
+        """Memory layout and mixed precision on CUDA, the optimiser, and the DDP wrapper when the world is > 1."""
+        self.channels_last = self.device.type == "cuda"
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+            self.vgg = self.vgg.to(memory_format=torch.channels_last)
+        self.amp_dtype = None
+        if self.device.type == "cuda" and self.cfg.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=self.cfg.lr)
+        self.model = (
+            DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.dist.enabled
+            else self.net
+        )
+
+    def _setup_output(self) -> None:
+        """The run folder, its config.json and (when installed) TensorBoard: main process only."""
+        self.out = Path(self.cfg.out)
         self.writer = None
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(cfg.model_dump_json(indent=2))
+            (self.out / "config.json").write_text(self.cfg.model_dump_json(indent=2))
             with contextlib.suppress(Exception):
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.writer = SummaryWriter(str(self.out / "tensorboard"))
-        self.val_images = self._validation_images()
 
-    # -- setup ---------------------------------------------------------------------------------------------------
     def _style_targets(self) -> dict[str, Tensor]:
         """Per layer, the Gram targets of every style stacked as (S, C, C): indexing picks one per sample."""
         if self.teacher is not None:  # distillation has no Gram targets
@@ -387,7 +436,7 @@ class Trainer:
             opt.step()
         self.last_losses = {"identity_l1": float(loss.detach())}
         if self.dist.is_main:
-            print(f"identity warm start: {steps} steps, L1 {float(loss):.4f}")
+            print(f"identity warm start: {steps} steps, L1 {self.last_losses['identity_l1']:.4f}")
 
     def train_step(self, x: Tensor) -> LossTerms:
         x = x.to(self.device, non_blocking=True)
@@ -492,64 +541,28 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def run(self) -> Path | None:
-        cfg = self.cfg
+        """Train to ``cfg.steps`` (or until the style loss is flat), then write ``final.pt``.
+
+        Ctrl-C, SIGTERM and ``Hooks.stop`` all end the same way: a checkpoint at the current step, then
+        ``TrainingInterrupted`` naming the command that continues the run.
+        """
+        cfg, hooks = self.cfg, self.hooks
         self.identity_warm_start()
-        bpe = self.sampler.batches_per_epoch()
-        epoch, self.sampler.start_batch = divmod(self.step, bpe)
         self.net.train()
-        hooks = self.hooks
         # a caller with a progress hook (a job) reports progress itself: no bar in its log
         quiet = not self.dist.is_main or hooks.progress is not None
         bar = tqdm(total=cfg.steps, initial=self.step, disable=quiet, unit="step", dynamic_ncols=True)
         if hooks.progress is not None:
             hooks.progress(self.step, cfg.steps)
-        acc: dict[str, float] = {}
-        n_acc = 0
+        window = _LogWindow()
         previous_term = _sigterm_as_interrupt()
-        t_log = time.perf_counter()
         try:
-            while self.step < cfg.steps and not self.stopped_early:
-                self.sampler.set_epoch(epoch)
-                for batch, bad in self.loader:
+            if self.step < cfg.steps and not self.stopped_early:
+                for batch, bad in self._batches():
                     if hooks.stop is not None and hooks.stop.is_set():
                         raise _StopRequested
-                    t0 = time.perf_counter()
-                    self.bad_indices.update(int(b) for b in bad if int(b) >= 0)
-                    terms = self.train_step(batch)
-                    self.step += 1
-                    self.elapsed += time.perf_counter() - t0
-                    floats = terms.as_floats()
-                    for k, v in floats.items():
-                        acc[k] = acc.get(k, 0.0) + v
-                    n_acc += 1
-                    bar.update(1)
-                    bar.set_postfix(
-                        {k: f"{v:.3g}" for k, v in floats.items() if k != "temporal" or cfg.temporal_weight}
-                    )
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        mean = {k: v / n_acc for k, v in acc.items()}
-                        mean = {k: float(D.all_reduce_mean(torch.tensor(v), self.dist)) for k, v in mean.items()}
-                        now = time.perf_counter()
-                        rate = n_acc * cfg.batch_size * self.dist.world_size / max(now - t_log, 1e-9)
-                        self.last_losses = mean
-                        self.log(mean, rate)
-                        acc, n_acc, t_log = {}, 0, now
-                        self.style_log.append(mean["style"])
-                        if self._flat():
-                            self.stopped_early = True
-                            if self.dist.is_main:
-                                tqdm.write(f"style loss flat over the last {cfg.stop_when_flat} steps: stopping early")
-                    last = self.step >= cfg.steps or self.stopped_early
-                    if self.step % cfg.sample_every == 0 or last:
-                        self.sample_grid()
-                    if self.step % cfg.checkpoint_every == 0 or last:
-                        self.checkpoint()
-                    if hooks.progress is not None:
-                        hooks.progress(self.step, cfg.steps)
-                    if last:
+                    if self._step(batch, bad, window, bar):
                         break
-                epoch += 1
-                self.sampler.start_batch = 0
         except (KeyboardInterrupt, _StopRequested):
             bar.close()
             self.checkpoint()
@@ -561,13 +574,61 @@ class Trainer:
                 signal.signal(signal.SIGTERM, previous_term)
         bar.close()
         final = self.write_final_model()
-        if self.dist.is_main:
-            skipped = len(self.bad_indices) + len(self.dataset.skipped_on_scan)
-            if skipped:
-                print(
-                    f"skipped {skipped} unreadable, truncated or tiny photo(s) of {len(self.dataset.files) + len(self.dataset.skipped_on_scan)}"
-                )
+        self._report_skipped()
         return final
+
+    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Batches from the resumed position on, epoch after epoch (the caller stops at the last step)."""
+        epoch, self.sampler.start_batch = divmod(self.step, self.sampler.batches_per_epoch())
+        while True:
+            self.sampler.set_epoch(epoch)
+            yield from self.loader
+            epoch += 1
+            self.sampler.start_batch = 0
+
+    def _step(self, batch: Tensor, bad: Tensor, window: _LogWindow, bar: tqdm) -> bool:
+        """One optimiser step and what follows it on schedule (log, sample grid, checkpoint, progress hook).
+
+        The photos the loader could not read are remembered for the summary. True after the last step.
+        """
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        self.bad_indices.update(int(b) for b in bad if int(b) >= 0)
+        floats = self.train_step(batch).as_floats()
+        self.step += 1
+        self.elapsed += time.perf_counter() - t0
+        window.add(floats)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in floats.items() if k != "temporal" or cfg.temporal_weight})
+        if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            self._close_log_window(window)
+        last = self.step >= cfg.steps or self.stopped_early
+        if self.step % cfg.sample_every == 0 or last:
+            self.sample_grid()
+        if self.step % cfg.checkpoint_every == 0 or last:
+            self.checkpoint()
+        if self.hooks.progress is not None:
+            self.hooks.progress(self.step, cfg.steps)
+        return last
+
+    def _close_log_window(self, window: _LogWindow) -> None:
+        """Log the window's mean losses (averaged over ranks), and stop early once the style loss is flat."""
+        means, steps, seconds = window.close()
+        means = {k: float(D.all_reduce_mean(torch.tensor(v), self.dist)) for k, v in means.items()}
+        self.last_losses = means
+        self.log(means, steps * self.cfg.batch_size * self.dist.world_size / max(seconds, 1e-9))
+        self.style_log.append(means["style"])
+        if self._flat():
+            self.stopped_early = True
+            if self.dist.is_main:
+                tqdm.write(f"style loss flat over the last {self.cfg.stop_when_flat} steps: stopping early")
+
+    def _report_skipped(self) -> None:
+        skipped = len(self.bad_indices) + len(self.dataset.skipped_on_scan)
+        if self.dist.is_main and skipped:
+            print(
+                f"skipped {skipped} unreadable, truncated or tiny photo(s) of {len(self.dataset.files) + len(self.dataset.skipped_on_scan)}"
+            )
 
 
 def _sigterm_as_interrupt():
