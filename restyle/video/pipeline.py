@@ -37,6 +37,9 @@ class Pipeline:
     function ``item -> item`` (called in order, one item at a time, so a stage
     may keep state such as the previous frame); ``sink`` consumes the results.
     ``cancel`` (an Event) lets another thread, e.g. a job worker, stop the run.
+    ``sink_in_caller``: the sink runs in the thread that calls ``run`` (``restyle
+    live`` shows frames there: GUI toolkits want every window call on the one
+    thread that made the window). ``ends``: the source's and the sink's names in ``busy``.
     """
 
     def __init__(
@@ -47,6 +50,8 @@ class Pipeline:
         *,
         queue_size: int = 4,
         cancel: threading.Event | None = None,
+        sink_in_caller: bool = False,
+        ends: tuple[str, str] = ("decode", "encode"),
     ):
         self.source = source
         self.stages = stages
@@ -54,9 +59,10 @@ class Pipeline:
         self.queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=queue_size) for _ in range(len(stages) + 1)]
         self.stop = threading.Event()  # this run's own: set on the first failure, or when cancelled
         self.cancel = cancel  # the caller's: read, never set
+        self.sink_in_caller = sink_in_caller
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
-        names = ["decode", *(getattr(s, "__name__", f"stage{i}") for i, s in enumerate(stages)), "encode"]
+        names = [ends[0], *(getattr(s, "__name__", f"stage{i}") for i, s in enumerate(stages)), ends[1]]
         self.names = names
         # Seconds each stage spent working (not waiting on its queues): ``restyle video --verbose`` prints them.
         # The slowest stage bounds the frame rate; the others overlap with it.
@@ -100,7 +106,7 @@ class Pipeline:
             while True:
                 began = time.perf_counter()
                 item = next(items, _END)
-                self.busy["decode"] += time.perf_counter() - began
+                self.busy[self.names[0]] += time.perf_counter() - began
                 if item is _END:
                     break
                 self._put(self.queues[0], item)
@@ -132,17 +138,21 @@ class Pipeline:
             while (item := self._get(self.queues[-1])) is not _END:
                 began = time.perf_counter()
                 self.sink(item)
-                self.busy["encode"] += time.perf_counter() - began
+                self.busy[self.names[-1]] += time.perf_counter() - began
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
 
     def run(self) -> None:
         """Run to completion; re-raises the first stage error, or ``Cancelled`` if cancelled from outside."""
         targets = [self._produce, *(lambda i=i: self._stage(i) for i in range(len(self.stages))), self._consume]
+        if self.sink_in_caller:
+            targets.pop()
         threads = [threading.Thread(target=t, name=f"video-{n}", daemon=True) for t, n in zip(targets, self.names)]
         for t in threads:
             t.start()
         try:
+            if self.sink_in_caller:
+                self._consume()
             for t in threads:
                 while t.is_alive():
                     t.join(timeout=_POLL_S)

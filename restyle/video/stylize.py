@@ -1,7 +1,8 @@
 """Stylize a whole video file: the one entry point shared by the CLI, the job worker and the benchmarks.
 
-Frames go through ``Stylizer.stylize`` with the caller's ``StylizeOptions``,
-exactly like photos (one pre/post-processing implementation). The output
+Frames go through ``FrameStylizer`` (``restyle.video.frames``, shared with
+``restyle live``), which calls ``Stylizer.stylize`` with the caller's
+``StylizeOptions`` exactly like photos (one pre/post-processing implementation). The output
 size is fixed here, before the first frame, because the encoder needs one
 even size: FFmpeg's scaler shrinks each frame to it while decoding
 (``read_frames(size=...)``), and ``imaging.resize`` only catches a frame that
@@ -22,12 +23,12 @@ import numpy as np
 
 from restyle.atomic import atomic_path
 from restyle.errors import UserError
-from restyle.imaging import resize, to_float, to_uint8
+from restyle.imaging import resize, to_uint8
 from restyle.runtime import StylizeOptions, Stylizer
+from restyle.video.frames import FrameStylizer
 from restyle.video.io import Frame, VideoInfo, VideoWriter, even_size, probe, read_frames
 from restyle.video.pipeline import Pipeline, format_breakdown
-from restyle.video.shots import ShotNorm
-from restyle.video.stabilize import StabilizeConfig, Stabilizer
+from restyle.video.stabilize import StabilizeConfig
 
 ProgressFn = Callable[[int, int], None]  # (frames done, frames expected; 0 = unknown)
 
@@ -100,9 +101,7 @@ def stylize_video(
     width, height = even_size(info.width, info.height, options.max_size)
     frame_options = dataclasses.replace(options, max_size=None)
     total = expected_frames(info, start, duration)
-    stabilizer = None
-    if stabilize:
-        stabilizer = Stabilizer(stabilize if isinstance(stabilize, StabilizeConfig) else None)
+    steps = FrameStylizer(stylizer, frame_options, stabilize=stabilize, frozen_norm=frozen_norm)
 
     def frames() -> Iterator[Frame]:
         for frame in read_frames(info, start, duration, size=(width, height)):
@@ -110,19 +109,14 @@ def stylize_video(
                 frame.rgb = resize(frame.rgb, height, width)  # still uint8: converted to float once, below
             yield frame
 
-    shots = ShotNorm(stylizer, frame_options) if frozen_norm else None
-
     def stylize(frame: Frame) -> tuple[Frame, np.ndarray]:
-        image = to_float(frame.rgb)
-        model = shots.stylizer_for(frame.rgb, image) if shots is not None else stylizer
-        return frame, model.stylize(image, frame_options)
+        return frame, steps.stylize(frame.rgb)
 
-    def stabilized(item: tuple[Frame, np.ndarray]) -> tuple[Frame, np.ndarray]:
+    def stabilize(item: tuple[Frame, np.ndarray]) -> tuple[Frame, np.ndarray]:
         frame, image = item
-        assert stabilizer is not None
-        return frame, stabilizer(frame.rgb, image)
+        return frame, steps.stabilize(frame.rgb, image)
 
-    stages: list[Callable] = [stylize] + ([stabilized] if stabilizer is not None else [])
+    stages: list[Callable] = [stylize] + ([stabilize] if steps.stabilizer is not None else [])
     done = 0
     began = time.perf_counter()
     with atomic_path(target) as tmp:
@@ -151,7 +145,7 @@ def stylize_video(
         seconds=time.perf_counter() - began,
         width=width,
         height=height,
-        scene_cuts=stabilizer.cuts if stabilizer is not None else 0,
+        scene_cuts=steps.cuts,
         audio=writer.audio_mode,
         stage_seconds=dict(pipeline.busy),
     )

@@ -27,7 +27,7 @@ def test_round_trip_keeps_frames_rate_and_audio(clip: Path, model_path: Path, tm
     code = main(["video", str(clip), "-o", str(out), "--style", str(model_path), "--device", "cpu", "--verbose"])
     assert code == 0
     breakdown = capsys.readouterr().err.splitlines()[-6:]  # --verbose: where the time went, stage by stage
-    assert [line.split()[0] for line in breakdown] == ["stage", "decode", "stylize", "stabilized", "encode", "wall"]
+    assert [line.split()[0] for line in breakdown] == ["stage", "decode", "stylize", "stabilize", "encode", "wall"]
     assert float(breakdown[2].split()[2]) > 0  # the stylize stage's ms per frame
     n_in, rate_in, times_in = video_summary(clip)
     n_out, rate_out, times_out = video_summary(out)
