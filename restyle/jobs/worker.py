@@ -47,7 +47,7 @@ from typing import Any
 from huey import Huey
 from huey.consumer import Consumer, ProcessEnvironment, Scheduler, Worker
 
-from restyle.errors import UserError, scrub
+from restyle.errors import UserError, missing_extra, scrub
 from restyle.jobs.store import (
     ACTIVE,
     BROKER_ERRORS,
@@ -223,7 +223,13 @@ def _run_kind(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> int
     if job.kind == "style":
         from restyle.jobs.tasks.style import run_style_job
 
-        return run_style_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+        try:
+            return run_style_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+        except ModuleNotFoundError as exc:  # a worker without the `train` extra: one line, not a retried "bug"
+            missing = missing_extra(exc, "train")
+            if missing is None:
+                raise
+            raise missing from None
     raise UserError(f"unknown job kind {job.kind!r}")
 
 
@@ -625,14 +631,24 @@ def _preload_job_code() -> None:
     seconds with the GIL held (over 20 s on a loaded 2-core machine), which
     stalls the thread that renews the job's lease: the lease runs out and
     the job is handed to another worker for nothing.
-    """
-    import torchvision.utils  # noqa: F401  (the sample grids)
 
-    import restyle.export.onnx_export
+    A serving install has no training stack (no ``train`` extra): the worker
+    then runs video jobs only, and a style job fails with the install line.
+    """
     import restyle.jobs.tasks.video
-    import restyle.train.add_style
-    import restyle.train.loop
     import restyle.video.stylize  # noqa: F401
+
+    try:
+        import torchvision.utils  # noqa: F401  (the sample grids)
+
+        import restyle.export.onnx_export
+        import restyle.train.add_style
+        import restyle.train.loop  # noqa: F401
+    except ModuleNotFoundError as exc:
+        missing = missing_extra(exc, "train")
+        if missing is None:
+            raise
+        log.info("no training stack in this install (%s): this worker runs video jobs only", missing.install)
 
 
 def housekeep(settings: Settings, name: str, processes: int, stop: threading.Event | None, parent: int = 0) -> None:
