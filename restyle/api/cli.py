@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         target: object = app
         factory = False
     else:  # each uvicorn process builds its own app; /readyz there wants a live worker heartbeat
+        import restyle.api.app  # noqa: F401  (a missing extra fails here, in one line, not in every process)
+
         target, factory = "restyle.api.app:create_served_app", True
     if supervisor is not None:
         supervisor.start()

@@ -51,7 +51,7 @@ from typing import Any
 from huey import Huey
 from huey.consumer import Consumer, ProcessEnvironment, Scheduler, Worker
 
-from restyle.errors import UserError, scrub
+from restyle.errors import UserError, missing_extra, scrub
 from restyle.jobs.kinds import KINDS, installed_kinds, kinds_text
 from restyle.jobs.store import (
     ACTIVE,
@@ -228,7 +228,13 @@ def _run_kind(huey: Huey, settings: Settings, store: JobStore, run: _Run) -> int
     if job.kind == "style":
         from restyle.jobs.tasks.style import run_style_job
 
-        return run_style_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+        try:
+            return run_style_job(job, store, _styles(huey, settings), settings, run.cancel, run.progress)
+        except ModuleNotFoundError as exc:  # a worker without the `train` extra: one line, not a retried "bug"
+            missing = missing_extra(exc, "train")
+            if missing is None:
+                raise
+            raise missing from None
     raise UserError(f"unknown job kind {job.kind!r}")
 
 
@@ -637,6 +643,9 @@ def _preload_job_code(kinds: tuple[str, ...]) -> None:
     seconds with the GIL held (over 20 s on a loaded 2-core machine), which
     stalls the thread that renews the job's lease: the lease runs out and
     the job is handed to another worker for nothing.
+
+    A worker serves only the kinds its install can run (``restyle.jobs.kinds``): a serving install without
+    the ``train`` extra loads the video stack alone.
     """
     if "video" in kinds:
         import restyle.jobs.tasks.video

@@ -76,7 +76,9 @@ def test_keys_switch_style_and_stabilizer_each_with_fresh_frame_steps(models: Pa
 
 def test_live_shows_stylized_stabilized_frames_until_q(models: Path, camera: Path, capsys) -> None:
     window = RecordingWindow(["x", "s", "n", "q"])
-    assert run_live(str(camera), "dots", max_size=32, device="cpu", models=str(models), verbose=True, window=window) == 0
+    assert (
+        run_live(str(camera), "dots", max_size=32, device="cpu", models=str(models), verbose=True, window=window) == 0
+    )
     assert len(window.frames) == 4  # q on the fourth frame ends it; nothing is shown after
     assert {f.shape for f in window.frames} == {(24, 32, 3)} and window.frames[0].dtype == np.uint8
     assert all(f.std() > 0 for f in window.frames)  # pictures, not blank frames
