@@ -126,8 +126,10 @@ def test_a_worker_without_torch_preloads_the_video_stack_only(blocker: Path) -> 
     """`restyle worker` in a serving install: it starts (video jobs), where it used to die importing torch."""
     script = (
         "import sys\n"
+        "from restyle.jobs.kinds import installed_kinds\n"
         "from restyle.jobs.worker import _preload_job_code\n"
-        "_preload_job_code()\n"
+        "assert installed_kinds() == ('video',), installed_kinds()\n"
+        "_preload_job_code(installed_kinds())\n"
         "print(sorted(m for m in ('restyle.video.stylize', 'restyle.jobs.tasks.video', 'torch') if m in sys.modules))\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), str(REPO)]), RESTYLE_TEST_BLOCK="torch")
