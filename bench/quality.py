@@ -286,7 +286,7 @@ def main(argv: list[str]) -> int:
                     [outputs[m] for m in ("photo", "restyle", "candidate", "peer") if m in outputs]
                 )
             print(f"{name} {path.stem}: " + ", ".join(f"{m} {np.round(scores[m][-1], 3).tolist()}" for m in methods))
-        cache.save()
+            cache.save()  # every photo: a run stopped part-way (a session's end) loses nothing it scored
         per_style[name] = scores
         if name in grids:
             labels = ["photo", f"restyle {name}"]
