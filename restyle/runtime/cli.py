@@ -114,7 +114,9 @@ def run_styles(args: argparse.Namespace) -> int:
 
 # -- stylize ----------------------------------------------------------------
 @dataclass
-class Job:
+class PhotoTarget:
+    """One photo of a ``restyle stylize`` run and the file its picture goes to (a queued job is ``restyle.jobs.store.Job``)."""
+
     source: Path
     target: Path
 
@@ -174,25 +176,25 @@ def collect(
     return found, missing
 
 
-def plan_jobs(files: list[tuple[Path, Path]], output: Path, style: str, fmt: str | None) -> list[Job]:
+def plan_targets(files: list[tuple[Path, Path]], output: Path, style: str, fmt: str | None) -> list[PhotoTarget]:
     """Output paths: exact for one file with an image suffix, else ``OUT/REL/STEM_STYLE.EXT``."""
     if len(files) == 1 and output.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"} and not output.is_dir():
-        jobs = [Job(files[0][0], output)]
+        targets = [PhotoTarget(files[0][0], output)]
     else:
         ext = EXTENSIONS[normalize_format(fmt or "jpg")]
-        jobs = []
+        targets = []
         taken: set[Path] = set()
         for source, rel in files:
             target = output / rel.parent / f"{rel.stem}_{style}{ext}"
             if target in taken:  # a.png and a.jpg in one folder: keep both
                 target = output / rel.parent / f"{rel.stem}-{rel.suffix.lstrip('.').lower()}_{style}{ext}"
             taken.add(target)
-            jobs.append(Job(source, target))
+            targets.append(PhotoTarget(source, target))
     inputs = {f.resolve() for f, _ in files}
-    for job in jobs:
-        if job.target.resolve() in inputs:
-            raise UserError(f"output {job.target} would overwrite an input; choose another -o")
-    return jobs
+    for planned in targets:
+        if planned.target.resolve() in inputs:
+            raise UserError(f"output {planned.target} would overwrite an input; choose another -o")
+    return targets
 
 
 def _ensure_writable(directory: Path) -> None:
@@ -225,36 +227,36 @@ def run_stylize(args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt is None and len(files) == 1 and output.suffix and not output.is_dir():
         fmt = output.suffix
-    jobs = plan_jobs(files, output, style_label, fmt)
+    targets = plan_targets(files, output, style_label, fmt)
     pil_fmt = normalize_format(fmt or "jpg")
     if not 1 <= args.quality <= 100:
         raise UserError(f"--quality must be between 1 and 100, not {args.quality}")
     report = Report(failed=list(missing))
     for _path, message in missing:
         print(f"error: {message}", file=sys.stderr)
-    if jobs:
-        _ensure_writable(jobs[0].target.parent)
-    bar = tqdm(jobs, unit="img", disable=len(jobs) < 2, file=sys.stderr, dynamic_ncols=True)
-    for job in bar:
-        if job.target.exists() and not args.overwrite:
+    if targets:
+        _ensure_writable(targets[0].target.parent)
+    bar = tqdm(targets, unit="img", disable=len(targets) < 2, file=sys.stderr, dynamic_ncols=True)
+    for planned in bar:
+        if planned.target.exists() and not args.overwrite:
             report.skipped += 1
             continue
         try:
-            image = decode_image(job.source, max_size=options.max_size)  # shrinks while still 8-bit
+            image = decode_image(planned.source, max_size=options.max_size)  # shrinks while still 8-bit
             result = stylizer.stylize(image, options)
-            job.target.parent.mkdir(parents=True, exist_ok=True)
-            save_image(result, job.target, quality=args.quality, fmt=pil_fmt)
+            planned.target.parent.mkdir(parents=True, exist_ok=True)
+            save_image(result, planned.target, quality=args.quality, fmt=pil_fmt)
             report.done += 1
         except UserError as exc:
-            report.failed.append((job.source, str(exc)))
+            report.failed.append((planned.source, str(exc)))
             tqdm.write(f"error: {exc}", file=sys.stderr)
         except OSError as exc:
-            report.failed.append((job.source, str(exc)))
-            tqdm.write(f"error: cannot write {job.target}: {exc.strerror or exc}", file=sys.stderr)
+            report.failed.append((planned.source, str(exc)))
+            tqdm.write(f"error: cannot write {planned.target}: {exc.strerror or exc}", file=sys.stderr)
     bar.close()
     elapsed = time.perf_counter() - start
     line = f"stylized {report.done}, kept {report.skipped} existing, failed {len(report.failed)} in {elapsed:.1f} s"
-    if len(jobs) == 1 and report.done == 1:
-        line += f" -> {jobs[0].target}"
+    if len(targets) == 1 and report.done == 1:
+        line += f" -> {targets[0].target}"
     print(line, file=sys.stderr)
     return 1 if report.failed else 0
