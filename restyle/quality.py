@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from restyle.models.statistics import gram_matrix, sliced_wasserstein
+from restyle.models.statistics import gram_matrix, projected_quantiles, quantile_distance, sliced_wasserstein
 
 __all__ = ["CONTENT_LAYER", "STYLE_LAYERS", "QualityScorer", "QualityScores", "sliced_wasserstein"]
 
@@ -59,6 +59,7 @@ class QualityScorer:
 
         self.vgg = vgg19()
         self.style_image = np.asarray(style_image, dtype=np.float32)
+        self._style_palette = projected_quantiles(self.style_image)  # once: every output is compared with it
         self._grams: dict[int, dict[str, torch.Tensor]] = {}
         self._photo_ref: np.ndarray | None = None
         self._photo_cache: tuple[torch.Tensor, float] = (torch.zeros(()), 1.0)
@@ -83,9 +84,13 @@ class QualityScorer:
         """
         if self._photo_ref is not photo:
             feat = self._features(photo, [CONTENT_LAYER])[CONTENT_LAYER]
-            self._photo_cache = (feat, max(sliced_wasserstein(photo, self.style_image), 1e-9))
+            self._photo_cache = (feat, max(self._palette(photo), 1e-9))
             self._photo_ref = photo
         return self._photo_cache
+
+    def _palette(self, image: np.ndarray) -> float:
+        """``sliced_wasserstein(image, style image)``, with the style image's side computed once."""
+        return quantile_distance(projected_quantiles(image), self._style_palette)
 
     def score(self, output: np.ndarray, photo: np.ndarray) -> QualityScores:
         """``output`` and ``photo``: HxWx3 float in [0, 1] of the same size; one VGG pass for the output."""
@@ -96,5 +101,5 @@ class QualityScorer:
         targets = self._style_grams(max(output.shape[:2]))
         style = float(np.mean([float((gram_matrix(feats[k]) - t).norm() / t.norm()) for k, t in targets.items()]))
         content = float((feats[CONTENT_LAYER] - photo_feat).norm() / photo_feat.norm())
-        palette = sliced_wasserstein(output, self.style_image) / photo_palette
+        palette = self._palette(output) / photo_palette
         return QualityScores(style=style, content=content, palette=palette)

@@ -83,3 +83,13 @@ def test_training_palette_loss_is_the_palette_distance_the_scores_report(size: i
         score = sliced_wasserstein(out, painting) / baseline
         assert training == pytest.approx(score, abs=2e-3), name
     assert quality_sliced_wasserstein is sliced_wasserstein  # the score reports the shared one
+
+
+def test_projected_quantiles_are_numpys_linear_quantiles_of_the_projections() -> None:
+    """The one-sort quantiles equal ``np.quantile``'s (the definition the scores were first published with)."""
+    from restyle.models.statistics import projected_quantiles, score_directions
+
+    pixels = np.random.default_rng(3).random((37, 29, 3)) ** 2
+    q = (np.arange(16) + 0.5) / 16
+    expected = np.quantile(pixels.reshape(-1, 3) @ score_directions(8, 3).T, q, axis=0).T
+    np.testing.assert_allclose(projected_quantiles(pixels, projections=8, quantiles=16), expected, rtol=0, atol=1e-12)

@@ -144,10 +144,30 @@ def sliced_wasserstein(
     are comparable across runs) projects both clouds to 1-D, where the
     distance is the mean absolute difference of their quantile functions.
     """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, a.shape[-1])
-    b = np.asarray(b, dtype=np.float64).reshape(-1, b.shape[-1])
-    dirs = score_directions(projections, a.shape[1])
-    q = (np.arange(quantiles) + 0.5) / quantiles
-    pa = np.quantile(a @ dirs.T, q, axis=0)
-    pb = np.quantile(b @ dirs.T, q, axis=0)
-    return float(np.abs(pa - pb).mean())
+    return quantile_distance(
+        projected_quantiles(a, projections, quantiles), projected_quantiles(b, projections, quantiles)
+    )
+
+
+def projected_quantiles(
+    x: np.ndarray, projections: int = SCORE_PROJECTIONS, quantiles: int = SCORE_QUANTILES
+) -> np.ndarray:
+    """The (projections, quantiles) quantile functions of ``x``'s pixels along the score's fixed directions.
+
+    Computed once per image, so a scorer keeps the style image's and compares every output against it.
+    Equal to ``np.quantile(x @ dirs.T, q, axis=0).T`` (its default linear method), from one sort per
+    direction: measured on this 2-core CPU for a 512x342 image, ``np.quantile`` with 1024 quantiles took
+    22 s per call, the projection as ``dirs @ x.T`` and a row-wise sort of the contiguous result a few.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
+    dirs = score_directions(projections, x.shape[1])
+    s = np.sort(dirs @ x.T, axis=1)
+    pos = (np.arange(quantiles) + 0.5) / quantiles * (s.shape[1] - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, s.shape[1] - 1)
+    return s[:, lo] + (s[:, hi] - s[:, lo]) * (pos - lo)
+
+
+def quantile_distance(qa: np.ndarray, qb: np.ndarray) -> float:
+    """The sliced distance between two :func:`projected_quantiles` results."""
+    return float(np.abs(qa - qb).mean())
