@@ -95,6 +95,40 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def training_network(cfg: TrainConfig, fresh: bool) -> tuple[StyleNet, tuple[StyleNet, list[str]] | None]:
+    """The network a run trains, and the base it starts from when it adds a style (else None).
+
+    Three kinds: a plain multi-style network (``cfg.arch``, one style per style image); a new style on a
+    trained base (``cfg.base``: only its norms, and with ``decoder_lr`` the decoder, train); either started
+    from ``cfg.init``'s weights. ``--init`` and ``--base`` only matter for a ``fresh`` start: a resumed run
+    restores every weight from its checkpoint, so it must not need those files any more (they may live on
+    another machine by then).
+    """
+    base: tuple[StyleNet, list[str]] | None = None
+    if cfg.base is not None and fresh:
+        from restyle.train.add_style import load_base, new_style_network
+
+        base = load_base(cfg.base)
+        if base[0].arch != cfg.arch:
+            raise UserError(f"base {cfg.base} is a {base[0].arch} network; this run was configured for {cfg.arch}")
+        net = new_style_network(base[0], train_decoder=cfg.decoder_lr > 0)
+    elif cfg.base is not None:
+        from restyle.train.add_style import freeze_for_new_style
+
+        net = freeze_for_new_style(build_network(cfg.arch, 1), train_decoder=cfg.decoder_lr > 0)
+    else:
+        net = build_network(cfg.arch, len(cfg.style_images))
+    if cfg.init is not None and fresh:
+        start, _ = load_model(cfg.init)
+        if (start.arch, start.num_styles) != (net.arch, net.num_styles):
+            raise UserError(
+                f"--init {cfg.init} is a {start.arch} network with {start.num_styles} style(s); "
+                f"this run trains {net.arch} with {net.num_styles}"
+            )
+        net.load_state_dict(start.state_dict())
+    return net, base
+
+
 class _LogWindow:
     """Loss sums since the last log line, and when that window started (for the images-per-second rate)."""
 
@@ -187,30 +221,8 @@ class Trainer:
         )
 
     def _setup_network(self, fresh: bool) -> tuple[StyleNet, list[str]] | None:
-        """``self.net``: a new network, a new style on a base (``cfg.base``), or ``cfg.init``'s weights.
-
-        --init and --base only matter for a fresh start: a resumed run restores every weight from its
-        checkpoint, so it must not need those files any more (they may live on another machine by then).
-        Returns the base network and its style names when a new style starts from one.
-        """
-        cfg = self.cfg
-        base: tuple[StyleNet, list[str]] | None = None
-        if cfg.base is not None and fresh:
-            from restyle.train.add_style import load_base, new_style_network
-
-            base = load_base(cfg.base)
-            if base[0].arch != cfg.arch:
-                raise UserError(f"base {cfg.base} is a {base[0].arch} network; this run was configured for {cfg.arch}")
-            self.net: StyleNet = new_style_network(base[0], train_decoder=cfg.decoder_lr > 0)
-        elif cfg.base is not None:
-            from restyle.train.add_style import freeze_for_new_style
-
-            self.net = freeze_for_new_style(build_network(cfg.arch, 1), train_decoder=cfg.decoder_lr > 0)
-        else:
-            self.net = build_network(cfg.arch, len(cfg.style_images))
-        if cfg.init is not None and fresh:
-            self._init_from(cfg.init)
-        self.net = self.net.to(self.device)
+        net, base = training_network(self.cfg, fresh)
+        self.net: StyleNet = net.to(self.device)
         return base
 
     def _setup_optimisation(self) -> None:
@@ -288,15 +300,6 @@ class Trainer:
             if len(imgs) == count:
                 break
         return torch.cat(imgs) if imgs else torch.rand(1, 3, size, size)
-
-    def _init_from(self, path: Path) -> None:
-        net, record = load_model(path)
-        if (net.arch, net.num_styles) != (self.net.arch, self.net.num_styles):
-            raise UserError(
-                f"--init {path} is a {net.arch} network with {net.num_styles} style(s); "
-                f"this run trains {self.net.arch} with {self.net.num_styles}"
-            )
-        self.net.load_state_dict(net.state_dict())
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:
