@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench quality demo gallery cluster clean
+.PHONY: install test test-fast lint bench quality demo gallery screenshots cluster clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,6 +43,11 @@ demo: $(STAMP)
 # Publication budgets, about 20 minutes on a quiet 2-core CPU; GALLERY_ARGS='--profile preview' or '--only gatys,texture'.
 gallery: $(STAMP)
 	$(BIN)/python -m restyle.reference.gallery --out docs $(GALLERY_ARGS)
+
+# docs/screenshots/*.png: the web page with the bundled styles on Kodak photos (a real server; needs /usr/bin/chromium,
+# .ci/install-browser.sh); a few minutes, most of them a short real training waiting for its first preview.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py --out docs/screenshots
 
 # Redis + two API replicas (:8001, :8002) + two workers, as on many machines; Ctrl-C stops them.
 # CLUSTER_MODELS=DIR serves that folder of .onnx styles instead of the bundled ones.

@@ -53,15 +53,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(SESSION_ROOT, ignore_errors=True)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--screenshots",
-        action="store_true",
-        default=False,
-        help="browser tests write their screenshots into docs/screenshots/ (off by default, so the suite never rewrites docs)",
-    )
-
-
 def _skimage(name: str) -> np.ndarray:
     from skimage import data
 

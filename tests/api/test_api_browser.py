@@ -10,9 +10,10 @@ assertions need; the style list, the previews and ``/v1/stylize`` behind it
 stay real there too.
 
 Skipped, with the reason, only when /usr/bin/chromium is absent; CI runs
-``.ci/install-browser.sh`` first so it always runs there. ``--screenshots``
-(or ``RESTYLE_TEST_SCREENSHOTS=1``) writes the screenshots of docs/api.md into
-docs/screenshots/; without it nothing outside tmp is written.
+``.ci/install-browser.sh`` first so it always runs there. Nothing outside tmp
+is written: the screenshots of docs/api.md (docs/screenshots/) are taken by
+``scripts/screenshots.py`` (``make screenshots``) against the bundled styles
+and a real photo, not by these tests and their tiny random models.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.api.conftest import REPO, SAMPLE, Server, export_style_base, start_server, stop_server
+from tests.api.conftest import SAMPLE, Server, export_style_base, start_server, stop_server
 
 CHROMIUM = os.environ.get("RESTYLE_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -43,7 +44,6 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = REPO / "docs" / "screenshots"
 # Longer than a thumbnail is wide (the old page showed "starry_night_cl"); valid: at most 64 characters.
 LONG_NAME = "starry_night_over_the_harbour_at_dusk_with_a_very_long_name"
 MAX_SIZE = 256
@@ -144,19 +144,6 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     assert not elsewhere, elsewhere
 
 
-@pytest.fixture
-def screenshot(request: pytest.FixtureRequest) -> Callable[[Any, str], None]:
-    """``screenshot(page, "name")``: docs/screenshots/name.png, only when --screenshots asks for it."""
-    wanted = request.config.getoption("--screenshots") or os.environ.get("RESTYLE_TEST_SCREENSHOTS") == "1"
-
-    def take(page: Any, name: str) -> None:
-        if wanted:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-    return take
-
-
 # -- helpers -------------------------------------------------------------------------------------------------
 def assert_no_broken_images(page: Any) -> None:
     try:
@@ -214,7 +201,7 @@ def fake_training_preview(phase: int) -> bytes:
 
 
 # -- photo ---------------------------------------------------------------------------------------------------
-def test_photo_tab_chooser_before_after_and_download(page: Any, tmp_path: Path, screenshot: Callable) -> None:
+def test_photo_tab_chooser_before_after_and_download(page: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     # Before any photo: hints, no broken images, every action disabled (and looking it).
@@ -268,7 +255,6 @@ def test_photo_tab_chooser_before_after_and_download(page: Any, tmp_path: Path, 
     assert "70%" in clip, clip
     page.locator("#compare").fill("50")
     assert_no_broken_images(page)
-    screenshot(page, "photo-before-after")
 
     # Download: enabled now, and it saves the real JPEG.
     expect(page.locator("#download")).to_be_enabled()
@@ -289,7 +275,6 @@ def test_photo_tab_chooser_before_after_and_download(page: Any, tmp_path: Path, 
     page.set_viewport_size({"width": 400, "height": 800})
     before, after = page.locator("#original").bounding_box(), page.locator("#result").bounding_box()
     assert after["y"] >= before["y"] + before["height"] and before["width"] > 300, (before, after)
-    screenshot(page, "photo-narrow-side-by-side")
 
 
 def test_photo_dropped_anywhere_on_the_page(page: Any) -> None:
@@ -336,7 +321,7 @@ def test_tabs_and_styles_work_from_the_keyboard(page: Any) -> None:
 
 
 # -- video ---------------------------------------------------------------------------------------------------
-def test_video_tab_submit_cancel_play_and_download(page: Any, tmp_path: Path, screenshot: Callable) -> None:
+def test_video_tab_submit_cancel_play_and_download(page: Any, tmp_path: Path) -> None:
     import av
     from playwright.sync_api import expect
 
@@ -393,7 +378,6 @@ def test_video_tab_submit_cancel_play_and_download(page: Any, tmp_path: Path, sc
     page.wait_for_function("document.getElementById('video-result').currentTime > 0.2", timeout=30_000)
     page.evaluate("document.getElementById('video-result').pause()")
     expect(page.locator("#video-cancel")).to_be_disabled()
-    screenshot(page, "video-result")
 
     expect(page.locator("#video-download")).to_be_enabled()
     with page.expect_download() as download_info:
@@ -484,7 +468,7 @@ class FakeStyleTrainingAPI:
 
 
 def test_new_style_tab_against_faked_training_api(
-    page: Any, server: Server, web_models: Path, style_image: Path, screenshot: Callable
+    page: Any, server: Server, web_models: Path, style_image: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -547,7 +531,6 @@ def test_new_style_tab_against_faked_training_api(
         assert page.locator("#training-preview").evaluate(PIXELS) != first  # the preview image was replaced
         assert abs(page.evaluate("document.getElementById('new-style-progress').value") - 80 / 120) < 1e-3
         assert_no_broken_images(page)
-        screenshot(page, "new-style-training")
 
         # Ready: the list is reloaded and the new style is selected on the Photo tab at once, and works.
         fake.phase = 3

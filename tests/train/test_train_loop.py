@@ -119,7 +119,9 @@ def test_multi_style_network_trains_every_style(photo_dir: Path, style_image: Pa
     norms = [m for m in net.modules() if isinstance(m, StyleNorm)]
     assert norms
     for s in range(2):
-        moved = max(float((m.weight[s] - 1).abs().max().detach()) + float(m.bias[s].abs().max().detach()) for m in norms)
+        moved = max(
+            float((m.weight[s] - 1).abs().max().detach()) + float(m.bias[s].abs().max().detach()) for m in norms
+        )
         assert moved > 1e-4, f"style {s} ({record['style_names'][s]}) was never trained"
 
 
