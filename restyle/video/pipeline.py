@@ -47,6 +47,7 @@ class Pipeline:
         *,
         queue_size: int = 4,
         cancel: threading.Event | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.source = source
         self.stages = stages
@@ -59,7 +60,9 @@ class Pipeline:
         names = ["decode", *(getattr(s, "__name__", f"stage{i}") for i, s in enumerate(stages)), "encode"]
         self.names = names
         # Seconds each stage spent working (not waiting on its queues): ``restyle video --verbose`` prints them.
-        # The slowest stage bounds the frame rate; the others overlap with it.
+        # The slowest stage bounds the frame rate; the others overlap with it. ``clock`` reads the time (a test's
+        # fake clock counts the work it pretends to do).
+        self.clock = clock
         self.busy: dict[str, float] = dict.fromkeys(names, 0.0)
 
     # -- queue helpers that never block forever -------------------------------
@@ -98,9 +101,9 @@ class Pipeline:
         try:
             items = iter(self.source)
             while True:
-                began = time.perf_counter()
+                began = self.clock()
                 item = next(items, _END)
-                self.busy["decode"] += time.perf_counter() - began
+                self.busy["decode"] += self.clock() - began
                 if item is _END:
                     break
                 self._put(self.queues[0], item)
@@ -119,9 +122,9 @@ class Pipeline:
         fn, q_in, q_out, name = self.stages[i], self.queues[i], self.queues[i + 1], self.names[i + 1]
         try:
             while (item := self._get(q_in)) is not _END:
-                began = time.perf_counter()
+                began = self.clock()
                 out = fn(item)
-                self.busy[name] += time.perf_counter() - began
+                self.busy[name] += self.clock() - began
                 self._put(q_out, out)
             self._put(q_out, _END)
         except BaseException as exc:  # noqa: BLE001
@@ -130,9 +133,9 @@ class Pipeline:
     def _consume(self) -> None:
         try:
             while (item := self._get(self.queues[-1])) is not _END:
-                began = time.perf_counter()
+                began = self.clock()
                 self.sink(item)
-                self.busy["encode"] += time.perf_counter() - began
+                self.busy["encode"] += self.clock() - began
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
 
