@@ -444,12 +444,14 @@ class Trainer:
             self.hooks.sample(path)
         return path
 
-    def log(self, terms: dict[str, float], rate: float) -> None:
+    def log(self, terms: dict[str, float], images: int, rate: float) -> None:
+        """One line of ``metrics.jsonl``: ``images`` trained on since the last line (every rank's), and per second."""
         if not self.dist.is_main:
             return
         record = {
             "step": self.step,
             **terms,
+            "images": images,
             "images_per_s": rate,
             "lr": self.cfg.lr_at(self.step),
             "elapsed_s": self.elapsed,
@@ -530,9 +532,10 @@ class Trainer:
                         mean = {k: v / n_acc for k, v in acc.items()}
                         mean = {k: float(D.all_reduce_mean(torch.tensor(v), self.dist)) for k, v in mean.items()}
                         now = time.perf_counter()
-                        rate = n_acc * cfg.batch_size * self.dist.world_size / max(now - t_log, 1e-9)
+                        images = n_acc * cfg.batch_size * self.dist.world_size
+                        rate = images / max(now - t_log, 1e-9)
                         self.last_losses = mean
-                        self.log(mean, rate)
+                        self.log(mean, images, rate)
                         acc, n_acc, t_log = {}, 0, now
                         self.style_log.append(mean["style"])
                         if self._flat():
