@@ -49,3 +49,58 @@ def run(args: Any, *, preexec_fn: Callable[[], None] | None = None, **kwargs: An
 def home_environment() -> dict[str, str]:
     """This session's home and cache variables, for a child given an environment of its own."""
     return {name: os.environ[name] for name in HOME_VARIABLES if name in os.environ}
+
+
+# `restyle ARGS...`, except that right after the training logs step HOLD it writes that step to the test's pipe and
+# waits there for a signal: a test that kills or interrupts it then does so mid-run on every machine.
+_HELD_TRAINING = """
+import os, signal, sys
+from restyle.cli import main
+from restyle.train import loop
+
+report, hold = int(sys.argv[1]), int(sys.argv[2])
+log = loop.Trainer.log
+
+def log_then_hold(self, *args, **kwargs):
+    log(self, *args, **kwargs)
+    if self.step == hold:
+        os.write(report, b"%d\\n" % self.step)
+        while True:
+            signal.pause()  # a KeyboardInterrupt (SIGINT, SIGTERM) leaves from here like from a training step
+
+loop.Trainer.log = log_then_hold
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+class HeldTraining:
+    """``restyle train ...`` (``args``) held after logging step ``step`` until a signal reaches it."""
+
+    def __init__(self, args: list[str], step: int, **kwargs: Any) -> None:
+        import sys
+
+        self.step = step
+        read_end, write_end = os.pipe()
+        try:
+            self.proc = popen(
+                [sys.executable, "-c", _HELD_TRAINING, str(write_end), str(step), *args],
+                pass_fds=(write_end,),
+                **kwargs,
+            )
+        finally:
+            os.close(write_end)
+        self._reports = os.fdopen(read_end, "rb")
+
+    def wait_held(self, timeout: float = 600) -> None:
+        """Until the run reports it is held at its step; fails if it ends (or never gets there) first."""
+        import select
+
+        ready, _, _ = select.select([self._reports], [], [], timeout)  # the timeout is a safety net only
+        got = self._reports.readline() if ready else b""
+        assert got == b"%d\n" % self.step, f"the training never reported step {self.step} (exit {self.proc.poll()})"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._reports.close()

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import resource
-import select
 import signal
 import subprocess
 import sys
@@ -26,28 +25,6 @@ def _losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["total"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
 
 
-# `restyle train`, except that after logging step HOLD it writes the step to the test's pipe and waits there to be
-# killed: the test then kills a run that is provably mid-way (steps logged, checkpoint written, final model not).
-_HELD_TRAINING = """
-import os, signal, sys
-from restyle.cli import main
-from restyle.train import loop
-
-report, hold = int(sys.argv[1]), int(sys.argv[2])
-log = loop.Trainer.log
-
-def log_then_hold(self, *args, **kwargs):
-    log(self, *args, **kwargs)
-    if self.step == hold:
-        os.write(report, b"%d\\n" % self.step)
-        while True:
-            signal.pause()
-
-loop.Trainer.log = log_then_hold
-sys.exit(main(sys.argv[3:]))
-"""
-
-
 @pytest.mark.slow
 def test_kill_9_during_training_loses_at_most_one_checkpoint_interval(
     photo_dir: Path, style_image: Path, tmp_path: Path
@@ -57,21 +34,15 @@ def test_kill_9_during_training_loses_at_most_one_checkpoint_interval(
     subprocess.run([sys.executable, "-m", "restyle", "train", *common, "--out", str(straight)], check=True,
                    capture_output=True, timeout=600)  # fmt: skip
     run = tmp_path / "killed"
-    read_end, write_end = os.pipe()
-    cmd = [sys.executable, "-c", _HELD_TRAINING, str(write_end), "7",
-           "train", *common, "--out", str(run), "--checkpoint-every", "3"]  # fmt: skip
-    proc = procs.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
-    os.close(write_end)
+    # held after logging step 7 until the kill: killed provably mid-run, never after it ended by itself
+    held = procs.HeldTraining(["train", *common, "--out", str(run), "--checkpoint-every", "3"], step=7,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        with os.fdopen(read_end, "rb") as reports:
-            ready, _, _ = select.select([reports], [], [], 600)  # a safety net: a run that never gets there fails
-            assert ready and reports.readline() == b"7\n", "the training never reported step 7"
-        proc.send_signal(signal.SIGKILL)  # no handler runs: what a power cut or the OOM killer does
-        assert proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-run: it had not finished on its own
+        held.wait_held()
+        held.proc.send_signal(signal.SIGKILL)  # no handler runs: what a power cut or the OOM killer does
+        assert held.proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-run: it had not finished on its own
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        held.close()
     assert not (run / "final.pt").exists() and sorted(_losses(run)) == list(range(1, 8))
     from restyle.train.checkpoint import load_checkpoint
 
