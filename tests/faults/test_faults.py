@@ -35,8 +35,8 @@ def test_kill_9_during_training_loses_at_most_one_checkpoint_interval(
                    capture_output=True, timeout=600)  # fmt: skip
     run = tmp_path / "killed"
     # held after logging step 7 until the kill: killed provably mid-run, never after it ended by itself
-    held = procs.HeldTraining(["train", *common, "--out", str(run), "--checkpoint-every", "3"], step=7,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    cmd = ["train", *common, "--out", str(run), "--checkpoint-every", "3"]
+    held = procs.HeldRun("train", cmd, at=7, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         held.wait_held()
         held.proc.send_signal(signal.SIGKILL)  # no handler runs: what a power cut or the OOM killer does

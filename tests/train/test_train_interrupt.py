@@ -20,7 +20,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(photo_dir: Path, style_image: Path,
         "--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log-every", "1", "--checkpoint-every", "1000",
         "--identity-steps", "0",
     ]  # fmt: skip
-    held = procs.HeldTraining(["train", *args], step=2, stderr=subprocess.PIPE, text=True)  # held after step 2
+    held = procs.HeldRun("train", ["train", *args], at=2, stderr=subprocess.PIPE, text=True)  # held after step 2
     try:
         held.wait_held()  # mid-run for sure: the Ctrl-C below cannot come after the run has ended
         held.proc.send_signal(signal.SIGINT)
