@@ -209,6 +209,28 @@ def test_body_over_limit_413_without_reading_it(make_client, sample_bytes: bytes
     form = client.post("/v1/stylize", files={"image": ("p.jpg", sample_bytes, "image/jpeg")})
     _assert_error(form, 413, "body_too_large")
 
+    # The app itself, driven as ASGI: with a Content-Length over the limit it answers without pulling one chunk.
+    pulled: list[int] = []
+    statuses: list[int] = []
+
+    async def receive() -> dict:
+        pulled.append(1)
+        return {"type": "http.request", "body": sample_bytes, "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/stylize", "raw_path": b"/v1/stylize", "root_path": "", "query_string": b"",
+        "client": ("127.0.0.1", 50000), "server": ("test", 80),
+        "headers": [(b"host", b"test"), (b"content-type", b"image/jpeg"),
+                    (b"content-length", str(len(sample_bytes)).encode())],
+    }  # fmt: skip
+    client.portal.call(client.app, scope, receive, send)
+    assert statuses == [413] and pulled == []
+
 
 def test_body_limit_stops_reading_at_the_limit() -> None:
     """Drive the middleware directly: it must stop pulling chunks as soon as the limit is passed."""
