@@ -416,6 +416,8 @@ def test_a_worker_killed_mid_training_leaves_the_job_to_another_which_resumes(
         wait_step(client, "hardy", 11, timeout=600)  # past the checkpoint at step 10
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+        killed = client.get(f"/v1/jobs/{job_id}").json()
+        assert killed["state"] == "running", killed  # the kill landed mid-training (nobody knows of it yet)
         second = worker_process(rig.settings, logs)
         body = wait_style(client, "hardy", ("ready", "failed", "cancelled"), timeout=600)
         assert body["state"] == "ready" and body["step"] == 24, (body, logs.read_text()[-3000:])
