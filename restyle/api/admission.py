@@ -87,9 +87,9 @@ class Admission:
         if pool_size < 1 or queue_size < 0:
             raise ValueError("pool_size >= 1 and queue_size >= 0")
         self.pool_size = pool_size
-        self.clock = clock
         self.queue_size = queue_size
         self.metrics = metrics or Metrics()
+        self.clock = clock
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="restyle-infer")
         self._lock = threading.Lock()
         self._admitted = 0  # running + waiting, released only when the work has really ended
