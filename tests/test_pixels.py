@@ -44,11 +44,17 @@ def test_resize_keeps_uint8_and_clips_float_overshoot() -> None:
 
 
 def test_stabilizer_accepts_float_frames_out_of_range() -> None:
-    """Float input frames are clipped and rounded for the histogram, not wrapped around."""
+    """Float input frames are clipped and rounded for the histogram, not wrapped around.
+
+    The stabilizer's cut test compares hue/saturation histograms, which every grey frame shares whatever its
+    level: the frames here are coloured, so wrapping (red 1.2 -> 306 -> 50, a grey) would read as a cut.
+    """
     stab = Stabilizer()
-    frame = np.full((36, 64, 3), 1.2, np.float32)  # above 1: would wrap to dark without clipping
     stylized = np.full((36, 64, 3), 0.5, np.float32)
-    stab(frame, stylized)
-    assert stab.cuts == 0
-    assert stab(np.ones((36, 64, 3), np.float32), stylized).shape == stylized.shape
+    over = np.full((36, 64, 3), (1.2, 0.2, 0.2), np.float32)  # red above 1: clipped, the red of `red` below
+    red = np.full((36, 64, 3), (1.0, 0.2, 0.2), np.float32)
+    stab(over, stylized)
+    assert stab(red, stylized).shape == stylized.shape
     assert stab.cuts == 0  # 1.2 clipped to 1.0 is the same picture: no scene cut
+    stab(np.full((36, 64, 3), (0.2, 0.2, 1.0), np.float32), stylized)  # a blue picture is another shot...
+    assert stab.cuts == 1  # ...so the counter does count cuts between such frames

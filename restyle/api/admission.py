@@ -76,12 +76,20 @@ class _Slot:
 class Admission:
     """Runs blocking callables in a pool of ``pool_size`` threads with ``queue_size`` waiting places."""
 
-    def __init__(self, pool_size: int, queue_size: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        pool_size: int,
+        queue_size: int,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock``: what deadlines are measured on (``time.monotonic``; a test's fake clock moves them at will)."""
         if pool_size < 1 or queue_size < 0:
             raise ValueError("pool_size >= 1 and queue_size >= 0")
         self.pool_size = pool_size
         self.queue_size = queue_size
         self.metrics = metrics or Metrics()
+        self.clock = clock
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="restyle-infer")
         self._lock = threading.Lock()
         self._admitted = 0  # running + waiting, released only when the work has really ended
@@ -132,7 +140,7 @@ class Admission:
 
     def _start(self, slot: _Slot, enqueued: float, deadline: float) -> bool:
         """Called on the worker thread when the job leaves the queue; False if it is already too late."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             slot.started = True
             self._waiting -= 1
@@ -164,7 +172,7 @@ class Admission:
     ) -> T:
         """Run ``fn()`` in the pool, or raise ``Overloaded`` now / ``DeadlineExceeded`` at ``deadline``.
 
-        ``deadline`` is a ``time.monotonic()`` instant; ``slot`` a place from :meth:`reserve`.
+        ``deadline`` is an instant of ``self.clock`` (``time.monotonic()``); ``slot`` a place from :meth:`reserve`.
         ``disconnected`` (the request's ``is_disconnected``) is polled while the
         job waits in the queue: work for a client that hung up is dropped before
         it runs (``ClientGone``); a job already running finishes.
@@ -172,7 +180,7 @@ class Admission:
         if slot is None or slot.used:
             slot = self._admit()
         slot.used = True
-        enqueued = time.monotonic()
+        enqueued = self.clock()
 
         def job() -> T:
             if not self._start(slot, enqueued, deadline):
@@ -208,7 +216,7 @@ class Admission:
     ) -> T:
         fut = asyncio.wrap_future(cf)
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.clock()
             if remaining <= 0:
                 raise TimeoutError
             poll = remaining if disconnected is None or slot.started else min(remaining, DISCONNECT_POLL_S)

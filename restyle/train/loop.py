@@ -496,12 +496,14 @@ class Trainer:
             self.hooks.sample(path)
         return path
 
-    def log(self, terms: dict[str, float], rate: float) -> None:
+    def log(self, terms: dict[str, float], images: int, rate: float) -> None:
+        """One line of ``metrics.jsonl``: ``images`` trained on since the last line (every rank's), and per second."""
         if not self.dist.is_main:
             return
         record = {
             "step": self.step,
             **terms,
+            "images": images,
             "images_per_s": rate,
             "lr": self.cfg.lr_at(self.step),
             "elapsed_s": self.elapsed,
@@ -619,7 +621,8 @@ class Trainer:
         means, steps, seconds = window.close()
         means = {k: float(D.all_reduce_mean(torch.tensor(v), self.dist)) for k, v in means.items()}
         self.last_losses = means
-        self.log(means, steps * self.cfg.batch_size * self.dist.world_size / max(seconds, 1e-9))
+        images = steps * self.cfg.batch_size * self.dist.world_size
+        self.log(means, images, images / max(seconds, 1e-9))
         self.style_log.append(means["style"])
         if self._flat():
             self.stopped_early = True

@@ -52,6 +52,7 @@ class Pipeline:
         cancel: threading.Event | None = None,
         sink_in_caller: bool = False,
         ends: tuple[str, str] = ("decode", "encode"),
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.source = source
         self.stages = stages
@@ -65,7 +66,9 @@ class Pipeline:
         names = [ends[0], *(getattr(s, "__name__", f"stage{i}") for i, s in enumerate(stages)), ends[1]]
         self.names = names
         # Seconds each stage spent working (not waiting on its queues): ``restyle video --verbose`` prints them.
-        # The slowest stage bounds the frame rate; the others overlap with it.
+        # The slowest stage bounds the frame rate; the others overlap with it. ``clock`` reads the time (a test's
+        # fake clock counts the work it pretends to do).
+        self.clock = clock
         self.busy: dict[str, float] = dict.fromkeys(names, 0.0)
 
     # -- queue helpers that never block forever -------------------------------
@@ -104,9 +107,9 @@ class Pipeline:
         try:
             items = iter(self.source)
             while True:
-                began = time.perf_counter()
+                began = self.clock()
                 item = next(items, _END)
-                self.busy[self.names[0]] += time.perf_counter() - began
+                self.busy[self.names[0]] += self.clock() - began
                 if item is _END:
                     break
                 self._put(self.queues[0], item)
@@ -125,9 +128,9 @@ class Pipeline:
         fn, q_in, q_out, name = self.stages[i], self.queues[i], self.queues[i + 1], self.names[i + 1]
         try:
             while (item := self._get(q_in)) is not _END:
-                began = time.perf_counter()
+                began = self.clock()
                 out = fn(item)
-                self.busy[name] += time.perf_counter() - began
+                self.busy[name] += self.clock() - began
                 self._put(q_out, out)
             self._put(q_out, _END)
         except BaseException as exc:  # noqa: BLE001
@@ -136,9 +139,9 @@ class Pipeline:
     def _consume(self) -> None:
         try:
             while (item := self._get(self.queues[-1])) is not _END:
-                began = time.perf_counter()
+                began = self.clock()
                 self.sink(item)
-                self.busy[self.names[-1]] += time.perf_counter() - began
+                self.busy[self.names[-1]] += self.clock() - began
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
 

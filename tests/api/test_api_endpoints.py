@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import struct
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -206,6 +209,28 @@ def test_body_over_limit_413_without_reading_it(make_client, sample_bytes: bytes
     form = client.post("/v1/stylize", files={"image": ("p.jpg", sample_bytes, "image/jpeg")})
     _assert_error(form, 413, "body_too_large")
 
+    # The app itself, driven as ASGI: with a Content-Length over the limit it answers without pulling one chunk.
+    pulled: list[int] = []
+    statuses: list[int] = []
+
+    async def receive() -> dict:
+        pulled.append(1)
+        return {"type": "http.request", "body": sample_bytes, "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/stylize", "raw_path": b"/v1/stylize", "root_path": "", "query_string": b"",
+        "client": ("127.0.0.1", 50000), "server": ("test", 80),
+        "headers": [(b"host", b"test"), (b"content-type", b"image/jpeg"),
+                    (b"content-length", str(len(sample_bytes)).encode())],
+    }  # fmt: skip
+    client.portal.call(client.app, scope, receive, send)
+    assert statuses == [413] and pulled == []
+
 
 def test_body_limit_stops_reading_at_the_limit() -> None:
     """Drive the middleware directly: it must stop pulling chunks as soon as the limit is passed."""
@@ -259,6 +284,90 @@ def test_deadline_503(make_client, sample_bytes: bytes) -> None:
     response = client.post("/v1/stylize", content=sample_bytes, headers=JPEG)
     _assert_error(response, 503, "deadline_exceeded")
     assert int(response.headers["retry-after"]) >= 1
+
+
+def test_work_for_a_client_that_hung_up_is_dropped_while_queued(make_client, sample_bytes: bytes) -> None:
+    """Two uploads wait behind a pool the test holds; their clients hang up; neither ever reaches the model.
+
+    Driven as raw ASGI on the app's own event loop, so the test decides when each step happens: the pool is
+    held by a job that waits on an event, the requests are known to be queued (they are inside
+    ``Admission.run``), and the clients hang up only then.
+    """
+    client = make_client(pool_size=1, queue_size=4)
+    app = client.app
+    admission, service, metrics = app.state.admission, app.state.service, app.state.metrics
+    stylized: list[object] = []
+    stylize = service.stylize
+    service.stylize = lambda *args, **kwargs: stylized.append(args) or stylize(*args, **kwargs)
+    before = metrics.rejections.labels("disconnected")._value.get()
+
+    async def scenario() -> tuple[list[int], bool]:
+        gate, holding = threading.Event(), threading.Event()
+        queued, hang_up = asyncio.Event(), asyncio.Event()
+        in_run = 0
+        admission_run = admission.run
+
+        async def counted_run(fn, deadline, slot=None, disconnected=None):  # noqa: ANN001, ANN202
+            nonlocal in_run
+            if disconnected is not None:  # a photo request, now in the queue
+                in_run += 1
+                if in_run == 2:
+                    queued.set()
+            return await admission_run(fn, deadline, slot, disconnected)
+
+        admission.run = counted_run
+
+        def hold() -> None:
+            holding.set()
+            gate.wait(60)
+
+        holder = asyncio.ensure_future(admission_run(hold, time.monotonic() + 3600))
+        assert await asyncio.to_thread(holding.wait, 60)  # the only pool thread is taken
+
+        async def upload(statuses: list[int]) -> None:
+            sent = False
+
+            async def receive() -> dict:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": sample_bytes, "more_body": False}
+                if not hang_up.is_set():
+                    await hang_up.wait()  # "still connected" (a disconnect check cancels this wait at once)
+                return {"type": "http.disconnect"}
+
+            async def send(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            scope = {
+                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                "scheme": "http", "path": "/v1/stylize", "raw_path": b"/v1/stylize", "root_path": "",
+                "query_string": b"", "client": ("127.0.0.1", 50000), "server": ("test", 80),
+                "headers": [(b"host", b"test"), (b"content-type", b"image/jpeg"),
+                            (b"content-length", str(len(sample_bytes)).encode())],
+            }  # fmt: skip
+            await app(scope, receive, send)
+
+        statuses: list[int] = []
+        uploads = [asyncio.ensure_future(upload(statuses)) for _ in range(2)]
+        try:
+            await asyncio.wait_for(queued.wait(), 60)  # both are queued behind the held pool
+            hang_up.set()  # both clients go away
+            await asyncio.wait_for(asyncio.gather(*uploads), 60)
+            still_held = not holder.done()  # the drop happened while the pool was still busy
+        finally:
+            admission.run = admission_run
+            gate.set()
+            await asyncio.wait_for(holder, 60)
+        return statuses, still_held
+
+    statuses, still_held = client.portal.call(scenario)
+    assert statuses == [499, 499] and still_held
+    assert metrics.rejections.labels("disconnected")._value.get() - before == 2
+    assert stylized == []  # neither upload ever reached the model
+    assert (admission.admitted, admission.waiting) == (0, 0)
+    assert client.post("/v1/stylize", content=sample_bytes, headers=JPEG).status_code == 200  # and it serves on
 
 
 def test_unexpected_error_is_a_bare_500(make_settings, sample_bytes: bytes) -> None:

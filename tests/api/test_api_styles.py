@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -104,6 +105,46 @@ def wait_step(client: TestClient, name: str, step: int, timeout: float = 180) ->
         assert body["state"] in ("queued", "running") and time.monotonic() < deadline, body
         time.sleep(0.05)
     return body
+
+
+class PausedTraining:
+    """Style trainings (run by the rig's worker threads) that stop at ``step`` until their job is cancelled.
+
+    It wraps the progress callback the worker hands to ``run_style_job``: at ``step`` it reports the step
+    (:meth:`wait`) and then holds the training until the job's cancel event is set (a cancel request, a DELETE,
+    the worker shutting down), so whatever the test does next lands mid-training on every machine, instead of
+    racing the remaining steps. Each job pauses once; a resumed run goes straight on.
+    """
+
+    SAFETY_S = 120.0  # only ever reached when the behaviour under test is broken
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+        import restyle.jobs.tasks.style as style_task
+
+        self.step = step
+        self._lock = threading.Lock()
+        self._reached: dict[str, threading.Event] = {}
+        train = style_task.run_style_job
+
+        def paused(job, store, styles, settings, cancel, progress):  # noqa: ANN001, ANN202
+            def report(done: int, total: int) -> None:
+                progress(done, total)
+                reached = self._event(job.id)
+                if done == self.step and not reached.is_set():
+                    reached.set()
+                    cancel.wait(self.SAFETY_S)
+
+            return train(job, store, styles, settings, cancel, report)
+
+        monkeypatch.setattr(style_task, "run_style_job", paused)
+
+    def _event(self, job_id: str) -> threading.Event:
+        with self._lock:
+            return self._reached.setdefault(job_id, threading.Event())
+
+    def wait(self, job_id: str) -> None:
+        """Until job ``job_id``'s training has done ``step`` steps (and is held there)."""
+        assert self._event(job_id).wait(self.SAFETY_S), f"job {job_id} never reached step {self.step}"
 
 
 def _names(client: TestClient) -> set[str]:
@@ -296,22 +337,25 @@ def test_creating_and_deleting_styles_needs_a_key_when_keys_are_configured(
 
 
 # -- stopping a training: cancel, delete, worker shutdown ------------------------------------------------
-def test_cancel_or_delete_a_running_training_installs_nothing(models: Path, style_png: bytes, tmp_path: Path):
+def test_cancel_or_delete_a_running_training_installs_nothing(
+    models: Path, style_png: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     root = tmp_path / "jobs"
+    paused = PausedTraining(monkeypatch, step=1)
     client, rig = make(models, root, **STYLE)
     try:
         job_id = _post(client, "slow", style_png, steps=500).json()["job"]["id"]
-        wait_step(client, "slow", 1)
+        paused.wait(job_id)  # held at step 1 of 500 until the cancel reaches it
         cancelled = client.post("/v1/styles/slow/cancel")
         assert cancelled.status_code == 200, cancelled.text
         body = wait_style(client, "slow", ("cancelled", "ready", "failed"))
-        assert body["state"] == "cancelled" and body["step"] < 500 and body["error"] == "cancelled on request", body
+        assert body["state"] == "cancelled" and body["step"] <= 1 and body["error"] == "cancelled on request", body
         assert not (root / "jobs" / job_id).exists()  # no run folder, checkpoint or preview left
         assert sorted(p.name for p in models.iterdir()) == ["duo.onnx", "mosaic.onnx"]
 
         second = _post(client, "slow", style_png, steps=500)  # a cancelled training frees its name
         assert second.status_code == 202, second.text
-        wait_step(client, "slow", 1)
+        paused.wait(second.json()["job"]["id"])
         assert client.delete("/v1/styles/slow").status_code == 204  # stops the training, then deletes
         _error(client.get("/v1/styles/slow"), 404, "unknown_style")
         assert client.get(f"/v1/jobs/{second.json()['job']['id']}").status_code == 404
@@ -323,22 +367,22 @@ def test_cancel_or_delete_a_running_training_installs_nothing(models: Path, styl
 
 
 def test_a_stopped_worker_requeues_the_training_which_resumes_from_its_checkpoint(
-    models: Path, style_png: bytes, tmp_path: Path
+    models: Path, style_png: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     root = tmp_path / "jobs"
+    paused = PausedTraining(monkeypatch, step=2)
     client, rig = make(models, root, **STYLE)
-    total = 60
+    total = 12
     try:
-        # enough steps (each a few tens of ms at 32 px) that the stop lands mid-training even on a quiet machine
         job_id = _post(client, "patient", style_png, steps=total).json()["job"]["id"]
-        wait_step(client, "patient", 2)
+        paused.wait(job_id)  # held after step 2 until the shutdown below sets its cancel event
         assert rig.workers is not None
         rig.workers.stop()  # graceful shutdown of the only worker, mid-training
         record = client.get(f"/v1/jobs/{job_id}").json()
         assert record["state"] == "queued" and record["attempts"] == 0, record  # handed back, attempt not counted
         checkpoint = torch.load(root / "jobs" / job_id / "run" / "checkpoint.pt", weights_only=False)
         stopped_at = checkpoint["step"]
-        assert 2 <= stopped_at < total
+        assert stopped_at == 2  # checkpointed where it stopped, not at the end
 
         rig.workers.start_threads()  # a worker comes back: the training continues where it stopped
         body = wait_style(client, "patient", ("ready", "failed", "cancelled"))
@@ -372,6 +416,8 @@ def test_a_worker_killed_mid_training_leaves_the_job_to_another_which_resumes(
         wait_step(client, "hardy", 11, timeout=600)  # past the checkpoint at step 10
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+        killed = client.get(f"/v1/jobs/{job_id}").json()
+        assert killed["state"] == "running", killed  # the kill landed mid-training (nobody knows of it yet)
         second = worker_process(rig.settings, logs)
         body = wait_style(client, "hardy", ("ready", "failed", "cancelled"), timeout=600)
         assert body["state"] == "ready" and body["step"] == 24, (body, logs.read_text()[-3000:])

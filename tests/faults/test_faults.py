@@ -9,7 +9,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +34,20 @@ def test_kill_9_during_training_loses_at_most_one_checkpoint_interval(
     subprocess.run([sys.executable, "-m", "restyle", "train", *common, "--out", str(straight)], check=True,
                    capture_output=True, timeout=600)  # fmt: skip
     run = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "restyle", "train", *common, "--out", str(run), "--checkpoint-every", "3"]
-    proc = procs.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and len(_losses(run)) >= 7):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no handler runs: what a power cut or the OOM killer does
-    proc.wait(timeout=60)
+    # held after logging step 7 until the kill: killed provably mid-run, never after it ended by itself
+    cmd = ["train", *common, "--out", str(run), "--checkpoint-every", "3"]
+    held = procs.HeldRun("train", cmd, at=7, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        held.wait_held()
+        held.proc.send_signal(signal.SIGKILL)  # no handler runs: what a power cut or the OOM killer does
+        assert held.proc.wait(timeout=60) == -signal.SIGKILL  # killed mid-run: it had not finished on its own
+    finally:
+        held.close()
+    assert not (run / "final.pt").exists() and sorted(_losses(run)) == list(range(1, 8))
     from restyle.train.checkpoint import load_checkpoint
 
     saved = load_checkpoint(run)["step"]
+    assert saved == 6  # the last checkpoint (every 3 steps) before the kill after step 7
     assert saved >= len(_losses(run)) - 3  # at most one checkpoint interval lost
     done = subprocess.run([sys.executable, "-m", "restyle", "train", "--resume", str(run)], capture_output=True,
                           text=True, timeout=600)  # fmt: skip

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator
@@ -211,14 +212,22 @@ def test_the_supervisor_backs_off_while_the_worker_keeps_dying(tmp_path: Path) -
     supervisor = JobWorkerSupervisor(settings, command=[sys.executable, "-c", "raise SystemExit(3)"])
     supervisor.FIRST_BACKOFF_S = 0.05  # type: ignore[misc]
     supervisor.MAX_BACKOFF_S = 0.2  # type: ignore[misc]
+    pauses: list[float | None] = []  # what the supervisor waits between a death and the next start
+
+    class RecordingStop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            pauses.append(timeout)
+            return super().wait(timeout)
+
+    supervisor._stopping = RecordingStop()  # the event its backoff waits on (and stop() sets)
     supervisor.start()
     try:
-        wait_for(lambda: supervisor.restarts >= 3, "three restarts", 120)
+        wait_for(lambda: supervisor.restarts >= 4, "four restarts", 120)
     finally:
         supervisor.stop()
-    restarts = supervisor.restarts
-    time.sleep(0.5)
-    assert supervisor.restarts == restarts  # stopped: no more restarts
+    assert pauses[:4] == [0.05, 0.1, 0.2, 0.2]  # doubling after each death, up to MAX_BACKOFF_S
+    assert supervisor._thread is not None and not supervisor._thread.is_alive()  # stopped: nothing left to restart
+    assert supervisor.pid is None
 
 
 # -- /readyz ----------------------------------------------------------------------------------------------

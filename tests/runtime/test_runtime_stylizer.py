@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from skimage import data
 
@@ -134,11 +136,35 @@ def test_options_are_validated() -> None:
             StylizeOptions(**bad)
 
 
-def test_concurrent_calls_share_one_session(stylizer: Stylizer) -> None:
-    images = [np.random.default_rng(i).random((64, 80, 3), dtype=np.float32) for i in range(6)]
+def test_concurrent_calls_share_one_session(stylizer: Stylizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four threads are inside one and the same ``InferenceSession.run`` at once, and no call makes a session."""
+    images = [np.random.default_rng(i).random((64, 80, 3), dtype=np.float32) for i in range(4)]
     expected = [stylizer.stylize(im) for im in images]
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    created: list[ort.InferenceSession] = []
+    calls: list[tuple[int, ort.InferenceSession]] = []
+    lock = threading.Lock()
+    meet = threading.Barrier(len(images), timeout=60)  # the timeout is a safety net: calls kept apart fail here
+    init, run = ort.InferenceSession.__init__, ort.InferenceSession.run
+
+    def counting_init(self: ort.InferenceSession, *args: object, **kwargs: object) -> None:
+        created.append(self)
+        init(self, *args, **kwargs)
+
+    def meeting_run(self: ort.InferenceSession, *args: object, **kwargs: object) -> object:
+        with lock:
+            calls.append((threading.get_ident(), self))
+            first_four = len(calls) <= len(images)
+        if first_four:
+            meet.wait()  # every thread has entered a session's run before any goes on: the calls overlap
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "__init__", counting_init)
+    monkeypatch.setattr(ort.InferenceSession, "run", meeting_run)
+    with concurrent.futures.ThreadPoolExecutor(len(images)) as pool:
         got = list(pool.map(stylizer.stylize, images))
+    assert created == []  # no call built a session of its own
+    assert len({thread for thread, _ in calls[: len(images)]}) == len(images)  # four threads, at the same time...
+    assert all(session is stylizer.session for _, session in calls)  # ...in the stylizer's one session
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
 

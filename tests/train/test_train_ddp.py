@@ -30,7 +30,8 @@ def test_torchrun_two_processes_gloo(photo_dir: Path, style_image: Path, tmp_pat
     # Rank 0 alone writes: one metrics line per step, not two.
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]
-    # The logged rate counts both ranks' images.
+    # The logged rate counts both ranks' images: one step of batch 1 on each of the two ranks is two images.
+    assert [r["images"] for r in lines] == [2, 2, 2]
     assert all(r["images_per_s"] > 0 for r in lines)
     net, record = load_model(out / "final.pt")
     assert record["metadata"]["hardware"].endswith("x2")

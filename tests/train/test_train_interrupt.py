@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,19 @@ def test_ctrl_c_saves_a_resumable_checkpoint(photo_dir: Path, style_image: Path,
         "--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log-every", "1", "--checkpoint-every", "1000",
         "--identity-steps", "0",
     ]  # fmt: skip
-    proc = procs.popen([sys.executable, "-m", "restyle", "train", *args], stderr=subprocess.PIPE, text=True)
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 600  # generous: CI machines may be busy
-    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-1000:]
+    held = procs.HeldRun("train", ["train", *args], at=2, stderr=subprocess.PIPE, text=True)  # held after step 2
+    try:
+        held.wait_held()  # mid-run for sure: the Ctrl-C below cannot come after the run has ended
+        held.proc.send_signal(signal.SIGINT)
+        _, err = held.proc.communicate(timeout=300)
+    finally:
+        held.close()
+    assert held.proc.returncode == 130, err[-1000:]
     assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
-    assert (out / "checkpoint.pt").is_file()
+    from restyle.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out)["step"] == 2  # saved where the Ctrl-C landed
+    assert not (out / "final.pt").exists()
 
     done = subprocess.run(
         [sys.executable, "-m", "restyle", "train", "--resume", str(out), "--steps", "4"],

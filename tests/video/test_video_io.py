@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import av
@@ -162,17 +160,16 @@ def test_ctrl_c_leaves_no_file_at_target(model_path: Path, tmp_path: Path) -> No
     """A real SIGINT to ``restyle video``: exit 130, neither the target nor a temporary file remains."""
     src = write_clip(tmp_path / "long.mp4", moving_scene(48, 320, 240), fps=24, audio=True)
     target = tmp_path / "out" / "styled.mp4"
-    cmd = [sys.executable, "-m", "restyle", "video", str(src), "-o", str(target), "--style", str(model_path)]
-    proc = procs.popen(cmd + ["--threads", "1"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(target.parent.glob(".styled.mp4.*")):
-        if proc.poll() is not None:
-            pytest.fail(f"finished before it could be interrupted: {proc.stderr.read()}")
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    cmd = ["video", str(src), "-o", str(target), "--style", str(model_path), "--threads", "1"]
+    held = procs.HeldRun("video", cmd, at=12, stderr=subprocess.PIPE, text=True)
+    try:
+        held.wait_held()  # 12 of 48 frames written, the rest held back: the Ctrl-C lands mid-encode
+        assert list(target.parent.glob(".styled.mp4.*"))  # the temporary file the interrupt must remove
+        held.proc.send_signal(signal.SIGINT)
+        _, err = held.proc.communicate(timeout=60)
+    finally:
+        held.close()
+    assert held.proc.returncode == 130, err
     assert "interrupted" in err
     assert list(target.parent.iterdir()) == []
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import queue
 import threading
-import time
 
 import pytest
 
@@ -43,21 +43,57 @@ def test_a_clean_run_delivers_every_item_in_order() -> None:
     assert seen == [x * 2 + 1 for x in range(50)]
 
 
+class ThreadClocks:
+    """A fake ``perf_counter`` per thread: it moves only when that thread calls :meth:`spend`.
+
+    Each pipeline stage runs in its own thread, so what a stage's clock shows is exactly the time its own
+    thread "spent", whatever the other threads do meanwhile and however busy the machine is.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self) -> float:
+        return getattr(self._local, "now", 0.0)
+
+    def spend(self, seconds: float) -> None:
+        self._local.now = self() + seconds
+
+
+WAIT_S = 1000.0  # what every call on a pipeline queue "costs" its thread: waiting, which is no stage's work
+
+
 def test_busy_time_is_counted_per_stage_not_waiting() -> None:
-    def slow_source():
+    clocks = ThreadClocks()
+
+    class WaitingQueue(queue.Queue):
+        def put(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            clocks.spend(WAIT_S)
+            return super().put(*args, **kwargs)
+
+        def get(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            clocks.spend(WAIT_S)
+            return super().get(*args, **kwargs)
+
+    def source():
         for i in range(4):
-            time.sleep(0.02)
+            clocks.spend(0.02)  # decoding a frame
             yield i
 
     def double(x: int) -> int:
-        time.sleep(0.05)
+        clocks.spend(0.05)
         return 2 * x
 
     got: list[int] = []
-    pipe = Pipeline(slow_source(), [double], got.append)
+
+    def sink(x: int) -> None:
+        clocks.spend(0.01)
+        got.append(x)
+
+    pipe = Pipeline(source(), [double], sink, clock=clocks)
+    pipe.queues = [WaitingQueue(maxsize=q.maxsize) for q in pipe.queues]
     pipe.run()
     assert got == [0, 2, 4, 6]
     assert list(pipe.busy) == ["decode", "double", "encode"]
-    assert pipe.busy["double"] == pytest.approx(0.2, abs=0.08)  # 4 x 50 ms of work
-    assert pipe.busy["decode"] == pytest.approx(0.08, abs=0.06)  # 4 x 20 ms; time blocked on a full queue is not work
-    assert pipe.busy["encode"] < 0.02  # waiting for frames is not counted
+    # 4 frames x the work of each stage; none of the WAIT_S its thread spent on every queue call
+    assert pipe.busy == pytest.approx({"decode": 4 * 0.02, "double": 4 * 0.05, "encode": 4 * 0.01}, abs=1e-9)
