@@ -5,12 +5,13 @@ from restyle.errors import UserError
 from restyle.models import FastStyleNet, TransformerNet, build_network, complexity
 
 
-@pytest.mark.parametrize("arch", ["johnson", "fast"])
+@pytest.mark.parametrize("arch", ["johnson", "fast", "lite"])
 @pytest.mark.parametrize("hw", [(64, 64), (40, 72)])
 def test_shape_and_range(arch: str, hw: tuple[int, int]) -> None:
     net = build_network(arch)
     x = torch.rand(2, 3, *hw)
-    y = net(x)
+    with torch.no_grad():
+        y = net(x)
     assert y.shape == x.shape
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
 
