@@ -23,13 +23,14 @@ from restyle.api.deps import (
 from restyle.api.inference import DirectInference, MicroBatcher, PhotoRequest
 from restyle.api.schemas import (
     MODEL_VERSION_HEADER,
-    ErrorResponse,
+    UPLOAD_ERRORS,
     Health,
     KindHealth,
     Readiness,
     StyleEntry,
     StylesResponse,
     StylizeParams,
+    error_docs,
 )
 from restyle.api.styles import hidden_styles, style_visible
 from restyle.api.uploads import body_error, read_upload, with_form_fields
@@ -43,20 +44,17 @@ from restyle.settings import Settings
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RAW_TYPES = ("image/", "application/octet-stream")
 
-_errors = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        401: "Missing or wrong API key (only when keys are configured).",
+_errors = error_docs(
+    {
+        **UPLOAD_ERRORS,
         404: "Unknown style (or another API key's user style).",
-        408: "The upload did not arrive within RESTYLE_BODY_TIMEOUT.",
         413: "Body over max_upload_bytes, or image over max_pixels.",
-        415: "Not an image, truncated, or an unsupported content type.",
         422: "Invalid parameters or no image.",
         429: "Queue full; see Retry-After.",
         503: "Deadline exceeded or not ready.",
         507: "No room to receive the upload (a multipart part is spooled to the temporary folder).",
-    }.items()
-}
+    }
+)
 
 public = APIRouter()
 api = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses={401: _errors[401]})

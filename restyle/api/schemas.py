@@ -96,3 +96,16 @@ class Readiness(BaseModel):
         "its submissions answer 503 no_worker). Informational: a kind without workers does not make the server "
         "unready (photos and the other kinds still work). Null while the job queue is unavailable.",
     )
+
+
+# The error statuses every upload route shares, described once for the OpenAPI page.
+UPLOAD_ERRORS: dict[int, str] = {
+    401: "Missing or wrong API key (only when keys are configured).",
+    408: "The upload did not arrive within RESTYLE_BODY_TIMEOUT.",
+    415: "Not an image, truncated, or an unsupported content type.",
+}
+
+
+def error_docs(texts: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """FastAPI ``responses=``: each status documented with the one JSON error body (``ErrorResponse``)."""
+    return {code: {"model": ErrorResponse, "description": text} for code, text in sorted(texts.items())}

@@ -49,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 
 from restyle.api.deps import Caller, CallerDep, get_caller, require_api_key
 from restyle.api.jobs import JobNotReady, JobQueue, JobResponse, get_jobs
-from restyle.api.schemas import ErrorResponse
+from restyle.api.schemas import UPLOAD_ERRORS, ErrorResponse, error_docs
 from restyle.api.submission import (
     IDEMPOTENCY_PARAMETER,
     RESERVED,
@@ -160,25 +160,22 @@ class StyleStatus(BaseModel):
     training_preview_url: str | None = Field(None, description="The latest training preview, while one is kept.")
 
 
-_errors = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        401: "Missing or wrong API key (only when keys are configured).",
+_errors = error_docs(
+    {
+        **UPLOAD_ERRORS,
         403: "A bundled style (only user styles can be deleted), or a user model no key owns (admin keys only).",
         404: "Unknown style (or base model), or another API key's style.",
-        408: "The upload did not arrive within RESTYLE_BODY_TIMEOUT.",
         409: "The name is taken (by a style or a training in progress), the training is still stopping, or a "
         "request with the same Idempotency-Key is in progress.",
         413: "Upload over max_upload_bytes, or image over max_pixels (a decompression bomb).",
-        415: "Not an image, truncated, or an unsupported content type.",
         422: "Invalid name or steps, a single-style base, an image under 64 px, or no image.",
         429: "The job queue, or this key's share of it, is full; or the key has max_styles_per_key styles.",
         503: "The job queue (broker) is unavailable or did not answer within RESTYLE_BROKER_TIMEOUT; or (no_worker) "
         "job workers are alive but none can train styles (start `restyle worker --kinds style` where "
         "restyle[train] is installed).",
         507: "Job storage is full.",
-    }.items()
-}
+    }
+)
 
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
