@@ -11,7 +11,8 @@ Held out, never trained on, never used to choose a recipe:
   depends on the name alone, so the split never moves when photos are added;
   ``HELDOUT`` pins today's list and ``main`` checks the rule still gives it.
 
-Recipes are chosen on training photos; ``bench quality --heldout`` reports on these.
+Recipes are chosen on training photos (``bench quality --photoset tuning``: 30 of them, spread evenly over the
+sorted training list, so every source is in it); ``bench quality --photoset heldout`` reports on the held-out ones.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ def heldout_photos(folder: Path | None = None) -> list[Path]:
 
 def training_photos(folder: Path | None = None) -> list[Path]:
     return [p for p in photos(folder) if not is_heldout(p.name)]
+
+
+def tuning_photos(n: int = 30, folder: Path | None = None) -> list[Path]:
+    """A fixed sample of ``n`` training photos for choosing recipes: every k-th of the sorted list (all sources)."""
+    train = training_photos(folder)
+    if len(train) <= n:
+        return train
+    return [train[round(i * (len(train) - 1) / (n - 1))] for i in range(n)]
 
 
 def main(argv: list[str]) -> int:

@@ -56,10 +56,11 @@ def kodak_photos(limit: int | None) -> list[Path]:
 
 
 def photo_set(which: str, limit: int | None) -> list[Path]:
-    """``heldout`` (bench/photo_split.py: 37 photos, then the 24 Kodak ones) or ``kodak``; the sample photo without ../shared."""
-    from bench.photo_split import heldout_photos
+    """``heldout`` (bench/photo_split.py: 37 photos, then the 24 Kodak ones), ``tuning`` (30 training photos, where
+    recipes are chosen) or ``kodak``; the sample photo without ../shared."""
+    from bench.photo_split import heldout_photos, tuning_photos
 
-    found = heldout_photos() if which == "heldout" else kodak_photos(None)
+    found = {"heldout": heldout_photos, "tuning": tuning_photos, "kodak": lambda: kodak_photos(None)}[which]()
     photos = [p for p in found if p.is_file()] or [SAMPLE]
     return photos[:limit] if limit else photos
 
@@ -189,7 +190,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench quality", description=__doc__.splitlines()[0])
     p.add_argument("--styles", help="comma-separated style names (default: every bundled style)")
     p.add_argument("--models", type=Path, help="extra models directory (e.g. a freshly exported run)")
-    p.add_argument("--photoset", choices=["heldout", "kodak"], default="heldout")
+    p.add_argument("--photoset", choices=["heldout", "tuning", "kodak"], default="heldout")
     p.add_argument("--photos", type=int, default=0, help="use the first N photos of the set (default: all)")
     p.add_argument(
         "--candidate", type=Path, help="a model with the same style names (.onnx, or a run's checkpoint.pt/final.pt)"
@@ -343,6 +344,8 @@ def main(argv: list[str]) -> int:
         + (
             " held out from every training run and recipe choice (bench/photo_split.py). "
             if args.photoset == "heldout"
+            else " from the training side, where recipes are chosen (bench/photo_split.py). "
+            if args.photoset == "tuning"
             else ". "
         )
         + "Lower is better for every distance column. 'photos won': the share of photos where the model meets the "

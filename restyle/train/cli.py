@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="F,F",
         help="with --teacher: each step's crops are resized by one of these factors (default 1)",
     )
+    p.add_argument(
+        "--tune-styles",
+        type=_names,
+        metavar="NAME,NAME",
+        help="with --init: fine-tune only these styles' norms; every other style stays bit-identical",
+    )
     p.add_argument("--lr", type=float)
     p.add_argument(
         "--identity-steps", type=int, help="steps of pixel reconstruction before the perceptual ones (warm start)"
@@ -100,6 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start from the mean of the base's styles (default) or the nearest one (lowest style + palette loss)",
     )
     p.set_defaults(func=run)
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _scales(text: str) -> list[float]:

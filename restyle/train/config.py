@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     # losses, no Gram targets), each step's batch resized by one of ``distill_scales``
     teacher: str | None = None
     distill_scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    # with --init: train only these styles' rows of the normalisation parameters, on batches of those styles alone;
+    # every convolution and every other style stays bit-identical (restyle.train.tune_styles)
+    tune_styles: list[str] | None = None
     stop_when_flat: int = Field(0, ge=0)  # stop once the style loss of this many steps improves < 2% (0: never)
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "cosine"
@@ -135,12 +138,28 @@ class TrainConfig(BaseModel):
             raise ValueError("a teacher (distillation) cannot be combined with a base or the temporal loss")
         if any(not 0.1 <= f <= 1.0 for f in self.distill_scales):
             raise ValueError("distill scales must lie in 0.1..1 (fractions of --image-size)")
+        if self.tune_styles is not None:
+            if self.init is None or self.base is not None or self.teacher is not None:
+                raise ValueError("--tune-styles fine-tunes a trained network: give --init, not a base or a teacher")
+            unknown = [s for s in self.tune_styles if s not in self.style_names()]
+            if unknown or not self.tune_styles:
+                raise ValueError(
+                    f"--tune-styles {','.join(unknown) or '(none)'}: not among this run's styles "
+                    f"({', '.join(self.style_names())})"
+                )
         if self.style_name is not None:
             from restyle.runtime.registry import valid_name
 
             if not valid_name(self.style_name):
                 raise ValueError(f"{self.style_name!r}: use lowercase letters, digits, '-' and '_'")
         return self
+
+    def tuned_indices(self) -> list[int] | None:
+        """Indices of ``tune_styles`` among the run's styles (None: every style and weight trains)."""
+        if self.tune_styles is None:
+            return None
+        names = self.style_names()
+        return [names.index(s) for s in self.tune_styles]
 
     def style_names(self) -> list[str]:
         if self.style_name is not None:

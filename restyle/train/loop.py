@@ -126,6 +126,10 @@ def training_network(cfg: TrainConfig, fresh: bool) -> tuple[StyleNet, tuple[Sty
                 f"this run trains {net.arch} with {net.num_styles}"
             )
         net.load_state_dict(start.state_dict())
+    if cfg.tune_styles is not None:  # fresh or resumed: the gradient masks are hooks, not saved state
+        from restyle.train.tune_styles import freeze_except_styles
+
+        freeze_except_styles(net, cfg.tuned_indices() or [])
     return net, base
 
 
@@ -329,15 +333,17 @@ class Trainer:
         multi-style network does not oscillate towards whichever style the
         last steps drew.
         """
-        styles = self.net.num_styles
-        if styles == 1:
-            return torch.zeros(n, dtype=torch.long)
+        choice = torch.tensor(self.cfg.tuned_indices() or range(self.net.num_styles))
+        if len(choice) == 1:
+            return choice.repeat(n)
         g = torch.Generator().manual_seed((self.cfg.seed * 7919 + step) * 131 + self.dist.rank)
-        return torch.randperm(styles, generator=g)[torch.arange(n) % styles]
+        return choice[torch.randperm(len(choice), generator=g)[torch.arange(n) % len(choice)]]
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """What the optimiser trains: everything, or for a new style on a base only its norms (at ``lr``) and, with
         ``decoder_lr``, the decoder's convolutions (at ``decoder_lr``, on the same schedule through ``lr_scale``)."""
+        if self.cfg.tune_styles is not None:
+            return [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr_scale": 1.0}]
         if self.cfg.base is None:
             return [{"params": list(self.net.parameters()), "lr_scale": 1.0}]
         from restyle.train.add_style import is_norm_parameter
@@ -420,8 +426,9 @@ class Trainer:
         from scratch if a run is interrupted before its first checkpoint.
         """
         steps = self.cfg.identity_steps
-        # a base already reproduces photos; a teacher's outputs are the targets from the first step
-        if steps <= 0 or self.step > 0 or self.cfg.base is not None or self.teacher is not None:
+        # a base or an --init start already reproduces photos; a teacher's outputs are the targets from the first step
+        trained_start = self.cfg.base is not None or self.cfg.init is not None
+        if steps <= 0 or self.step > 0 or trained_start or self.teacher is not None:
             return
         gen = torch.Generator().manual_seed(self.cfg.seed + 12345)
         files = len(self.dataset)
