@@ -360,8 +360,11 @@ class Stylizer:
     def _network(self, image: np.ndarray, vec: np.ndarray, tile: int | str | None) -> np.ndarray:
         h, w = image.shape[:2]
         size = self.tile_size(h, w, tile)
-        if size is None:
-            return processing.from_nchw(self._run(processing.to_nchw(image), _rows(vec, 1)))
+        if size is None:  # padded while converting: one copy of the photo, not two
+            height = processing.padded_size(h, self.stride, self.min_side)
+            width = processing.padded_size(w, self.stride, self.min_side)
+            out = self._run(processing.to_nchw(image, height, width), _rows(vec, 1))
+            return processing.from_nchw(out[:, :, :h, :w])
         return self.stylize_tiled(image, vec, size)
 
     def thumbnail_stats(self, image: np.ndarray, vec: np.ndarray) -> dict[str, np.ndarray]:
@@ -402,6 +405,8 @@ def _fitted(image: np.ndarray, options: StylizeOptions) -> np.ndarray:
 
 def _postprocess(stylized: np.ndarray, photo: np.ndarray, options: StylizeOptions) -> np.ndarray:
     """Colour preservation and strength, in row bands so temporaries stay small on huge photos."""
+    if options.strength >= 1 and not options.preserve_color:  # nothing to do: not even a copy onto itself
+        return stylized
     h = photo.shape[0]
     for y0 in range(0, h, BAND_ROWS):
         band = slice(y0, min(h, y0 + BAND_ROWS))
