@@ -79,9 +79,8 @@ def _from_onnx(path: Path) -> StyleNet:
     return net
 
 
-def load_base(spec: str | Path) -> tuple[StyleNet, list[str]]:
-    """The trained network named by ``spec`` (an installed model or style name, an ``.onnx`` file or a ``final.pt``)
-    and its style names."""
+def base_path(spec: str | Path) -> Path:
+    """The file of the base named by ``spec``: an installed model or style name, an ``.onnx`` file or a ``final.pt``."""
     path = Path(spec).expanduser()
     if not path.is_file():
         from restyle.runtime.cli import cli_registry
@@ -91,6 +90,24 @@ def load_base(spec: str | Path) -> tuple[StyleNet, list[str]]:
         path = registry.info(model).path
     if not path.is_file():
         raise InputNotFound(f"base model not found: {spec}")
+    return path
+
+
+def base_arch(spec: str | Path) -> str:
+    """The base's architecture, read from its metadata without building it: a new style takes its base's network."""
+    path = base_path(spec)
+    if path.suffix == ".onnx":
+        from restyle.contract import read_metadata
+
+        return read_metadata(path).arch
+    from restyle.models.serialization import read_model_record
+
+    return str(read_model_record(path)["arch"])
+
+
+def load_base(spec: str | Path) -> tuple[StyleNet, list[str]]:
+    """The trained network named by ``spec`` (see ``base_path``) and its style names."""
+    path = base_path(spec)
     if path.suffix == ".onnx":
         from restyle.contract import read_metadata
 

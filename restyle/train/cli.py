@@ -184,7 +184,10 @@ def run(args: argparse.Namespace) -> int:
         if args.add_style is not None:
             if args.style_images:
                 raise UserError("--add-style takes the one new style image; drop --style-image")
-            values = {**ADD_STYLE_DEFAULTS, "style_images": [args.add_style], "base": args.base or DEFAULT_BASE}
+            from restyle.train.add_style import base_arch
+
+            base = args.base or DEFAULT_BASE
+            values = {**ADD_STYLE_DEFAULTS, "style_images": [args.add_style], "base": base, "arch": base_arch(base)}
             if args.name:
                 values["style_name"] = args.name
         elif args.base or args.name:

@@ -110,6 +110,20 @@ def test_add_style_cli_with_norms_only_trains_the_norms_and_exports_a_single_sty
     assert f"new style: {model}" in captured.out
 
 
+def test_add_style_takes_the_architecture_of_its_base(style_image: Path, photo_dir: Path, tmp_path: Path) -> None:
+    """A ``lite`` base (the bundled network's architecture) needs no --arch: the new style is a lite network."""
+    torch.manual_seed(0)
+    base = save_model(build_network("lite", 2), tmp_path / "base" / "final.pt", ["a", "b"], {})
+    out = tmp_path / "run"
+    code = main(["train", "--add-style", str(style_image), "--base", str(base), "--data", str(photo_dir),
+                 "--out", str(out), "--steps", "1", *SMALL])  # fmt: skip
+    assert code == 0
+    assert read_model_record(out / "final.pt")["arch"] == "lite"
+    from restyle.contract import read_metadata
+
+    assert read_metadata(out / "stripes.onnx").arch == "lite"
+
+
 @pytest.mark.slow
 def test_add_style_from_the_nearest_base_style_trains_the_decoder_by_default(
     capsys, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path

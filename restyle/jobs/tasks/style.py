@@ -43,11 +43,13 @@ SAMPLE_PHOTOS = Path(__file__).resolve().parents[2] / "assets"  # the bundled sa
 
 def style_config(job: Job, store: JobStore, settings: Settings, base: Path) -> TrainConfig:
     """The ``restyle train --add-style`` configuration of this job, with this machine's paths."""
+    from restyle.train.add_style import base_arch
     from restyle.train.config import TrainConfig
 
     directory = store.job_dir(job.id)
     values: dict[str, Any] = {
         **ADD_STYLE_DEFAULTS,
+        "arch": base_arch(base),
         "style_images": [directory / job.input_name],
         "base": str(base),
         "style_name": job.style,
