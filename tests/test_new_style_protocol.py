@@ -1,0 +1,65 @@
+"""The pure parts of ``bench new_style --protocol``: the leave-one-out base and the fixed split of the paintings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.new_style_protocol import BUNDLED, HELDOUT, KIND, TUNING, leave_one_out_base, split_of, without_style
+from restyle.models.serialization import save_model
+from restyle.models.transformer import build_network
+from restyle.train.add_style import is_norm_parameter, load_base
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def three_styles() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = build_network("fast", 3)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if is_norm_parameter(name):
+                p.add_(torch.randn_like(p))
+    return net.eval()
+
+
+@pytest.mark.parametrize("left_out", ["a", "b", "c"])
+def test_without_style_keeps_the_other_styles_outputs_and_names(left_out: str) -> None:
+    net, names = three_styles(), ["a", "b", "c"]
+    smaller, rest = without_style(net, names, left_out)
+    assert rest == [n for n in names if n != left_out] and smaller.num_styles == 2
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        for i, name in enumerate(rest):
+            assert torch.equal(smaller(x, i), net(x, names.index(name))), name
+    # nothing else changed: every convolution is the base's
+    for key, value in smaller.state_dict().items():
+        if value.shape == net.state_dict()[key].shape:
+            assert torch.equal(value, net.state_dict()[key]), key
+
+
+def test_leave_one_out_base_is_a_base_with_the_remaining_names(tmp_path: Path) -> None:
+    base = save_model(three_styles(), tmp_path / "base" / "final.pt", ["a", "b", "c"], {"note": "test base"})
+    path = leave_one_out_base(str(base), "b", tmp_path / "without-b")
+    net, names = load_base(str(path))
+    assert names == ["a", "c"] and net.num_styles == 2
+
+
+def test_split_is_disjoint_and_covers_every_painting() -> None:
+    assert not set(TUNING) & set(HELDOUT)
+    assert len(set(TUNING)) == len(TUNING) and len(set(HELDOUT)) == len(HELDOUT)
+    new = {p.stem for p in (REPO / "data" / "paintings").glob("*.jpg")}
+    bundled = {p.stem for p in (REPO / "restyle" / "styles").glob("*.jpg")}
+    assert bundled == set(BUNDLED)
+    assert set(TUNING) | set(HELDOUT) == new | bundled
+    assert {split_of(n) for n in TUNING} == {"tuning"} and {split_of(n) for n in HELDOUT} == {"heldout"}
+
+
+def test_kinds_cover_every_painting_and_agree_with_the_sources() -> None:
+    assert set(KIND) == set(TUNING) | set(HELDOUT)
+    sources = (REPO / "data" / "paintings" / "SOURCES.md").read_text()
+    listed = dict(re.findall(r"^\| (\S+)\.jpg \|[^|]*\|[^|]*\| ([^|]+?) \|", sources, re.M))
+    assert listed and all(KIND[name] == kind for name, kind in listed.items()), listed
