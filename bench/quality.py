@@ -325,6 +325,7 @@ def main(argv: list[str]) -> int:
                 [name, method, str(len(scores[method])), f"{m[0]:.3f}", f"{m[1]:.3f}", f"{m[2]:.3f}", won, verdict]
             )
     summary = {
+        "photoset": args.photoset,
         "photos": len(photos),
         "photo_names": [p.stem for p in photos],
         "per_photo": {name: {m: v for m, v in scores.items() if v} for name, scores in per_style.items()},

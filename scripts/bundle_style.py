@@ -54,6 +54,13 @@ def lineage(record: dict) -> list[dict]:
     return chain
 
 
+def identity_steps(settings: dict) -> int:
+    """Identity warm-start steps that really ran: none from a trained start, a base or a teacher (Trainer skips them)."""
+    if settings.get("init") or settings.get("base") or settings.get("teacher"):
+        return 0
+    return int(settings.get("identity_steps") or 0)
+
+
 def stages_table(chain: list[dict]) -> str:
     """One row per training stage, so a fine-tuned model's card shows everything it was trained with."""
     if len(chain) < 2:
@@ -64,7 +71,17 @@ def stages_table(chain: list[dict]) -> str:
         lw = st.get("style_layer_weights") or [1.0] * len(st["style_layers"])
         layers = ", ".join(f"{layer}×{w:g}" if w != 1 else layer for layer, w in zip(st["style_layers"], lw))
         start = f"stage {i - 1}" if i > 1 else "random weights"
-        warm = f" (after {st['identity_steps']} identity steps)" if st.get("identity_steps") else ""
+        if st.get("tune_styles"):  # restyle.train.tune_styles: the other styles and every convolution kept
+            start += f"; only {', '.join(st['tune_styles'])}'s norms train"
+        if st.get("teacher"):  # restyle.train.distill: the teacher's pictures are the targets, no Gram losses
+            rows.append(
+                f"| {i} | {start}; distillation from `{Path(st['teacher']).stem}` (pixel L1 + relu1_1/relu2_1 "
+                f"features, crops scaled by {', '.join(f'{f:g}' for f in st.get('distill_scales', [1]))}) | "
+                f"{meta['steps']} × {st['batch_size']} at {st['image_size']} px | – | – | – | – | – | {st['lr']:g} | "
+                f"{meta['train_seconds'] / 60:.0f} min |"
+            )
+            continue
+        warm = f" (after {st['identity_steps']} identity steps)" if identity_steps(st) else ""
         rows.append(
             f"| {i} | {start} | {meta['steps']} × {st['batch_size']} at {st['image_size']} px{warm} | "
             f"{st['style_weight']:g} | {st['style_size']} px | {layers} | {st.get('palette_weight', 0):g} | "
@@ -81,14 +98,24 @@ def stages_table(chain: list[dict]) -> str:
     )
 
 
+PHOTOSETS = {
+    "heldout": "held-out photos (bench/photo_split.py: never trained on, never used to choose a recipe)",
+    "tuning": "tuning photos (training side, where recipes are chosen)",
+    "kodak": "Kodak photos",
+}
+
+
 def quality_rows(quality: dict | None, names: list[str]) -> str:
+    """The card's quality table: means beside the peer's and the share of photos won, from bench quality's scores.json."""
     if not quality:
         return "Not measured yet: run `make quality` and bundle again with `--quality out/quality/scores.json`."
+    where = PHOTOSETS.get(quality.get("photoset", "kodak"), "photos")
     lines = [
-        f"`python -m bench quality` on {quality['photos']} Kodak photos at 512 px (lower is better; targets: style and "
-        "palette at most the peer's, content at most 1.1x the peer's):",
+        f"`python -m bench quality` on {quality['photos']} {where} at 512 px (lower is better; targets: style and "
+        "palette at most the peer's, content at most 1.1x the peer's, on the mean and on at least 2/3 of the photos; "
+        "'won': the share of photos where this model meets the target against the peer on that photo):",
         "",
-        "| style | style dist (peer) | content dist (peer) | palette dist (peer) | unstylized photo: style / palette |",
+        "| style | style dist (peer) | content dist (peer) | palette dist (peer) | won: style / content / palette |",
         "|---|---|---|---|---|",
     ]
     for n in names:
@@ -96,10 +123,12 @@ def quality_rows(quality: dict | None, names: list[str]) -> str:
         if not q:
             lines.append(f"| {n} | – | – | – | – |")
             continue
-        r, p, ph = q["restyle"], q.get("peer") or {}, q["photo"]
+        r, p = q["restyle"], q.get("peer") or {}
+        share = quality.get("shares_won", {}).get(n, {}).get("restyle")
+        won = " / ".join(f"{share[k]:.0%}" for k in ("style", "content", "palette")) if share else "–"
         lines.append(
             f"| {n} | {_fmt(r['style'])} ({_fmt(p.get('style'))}) | {_fmt(r['content'])} ({_fmt(p.get('content'))}) | "
-            f"{_fmt(r['palette'])} ({_fmt(p.get('palette'))}) | {_fmt(ph['style'])} / {_fmt(ph['palette'])} |"
+            f"{_fmt(r['palette'])} ({_fmt(p.get('palette'))}) | {won} |"
         )
     return "\n".join(lines)
 
@@ -148,7 +177,7 @@ instance normalisation (Dumoulin et al. 2017). Each style is named on its own (`
 |---|---|
 | training photos | {data_note}; random resized crops of {s["image_size"]} px, flips; styles mixed inside every batch |
 | steps × batch | {meta["steps"]} × {s["batch_size"]}{
-        f", after {s['identity_steps']} identity (pixel L1) warm-start steps" if s.get("identity_steps") else ""
+        f", after {s['identity_steps']} identity (pixel L1) warm-start steps" if identity_steps(s) else ""
     } |
 | style size | {s["style_size"]} px (shorter side of the style image when taking Gram targets) |
 | losses (balanced, see `restyle.train.losses`) | content {s["content_weight"]} at `{s["content_layer"]}`, style {
