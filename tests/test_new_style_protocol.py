@@ -10,20 +10,14 @@ import torch
 
 from bench.new_style_protocol import BUNDLED, HELDOUT, KIND, TUNING, leave_one_out_base, split_of, without_style
 from restyle.models.serialization import save_model
-from restyle.models.transformer import build_network
-from restyle.train.add_style import is_norm_parameter, load_base
+from restyle.train.add_style import load_base
+from tests.networks import distinct_styles
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def three_styles() -> torch.nn.Module:
-    torch.manual_seed(0)
-    net = build_network("fast", 3)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if is_norm_parameter(name):
-                p.add_(torch.randn_like(p))
-    return net.eval()
+    return distinct_styles("fast", 3).eval()
 
 
 @pytest.mark.parametrize("left_out", ["a", "b", "c"])

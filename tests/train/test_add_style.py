@@ -11,6 +11,7 @@ from restyle.cli import main
 from restyle.models.serialization import load_model, read_model_record, save_model
 from restyle.models.transformer import build_network
 from restyle.train.add_style import flattened, is_norm_parameter, load_base, new_style_network, start_state
+from tests.networks import distinct_styles
 
 SMALL = ["--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log-every", "1"]
 
@@ -18,12 +19,7 @@ SMALL = ["--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log
 @pytest.fixture(scope="module")
 def base_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A three-style ``fast`` base with distinct gamma/beta per style."""
-    torch.manual_seed(0)
-    net = build_network("fast", 3)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if is_norm_parameter(name):
-                p.add_(torch.randn_like(p))
+    net = distinct_styles("fast", 3)
     return save_model(net, tmp_path_factory.mktemp("base") / "final.pt", ["a", "b", "c"], {"note": "test base"})
 
 

@@ -17,6 +17,7 @@ from restyle.train.add_style import is_norm_parameter
 from restyle.train.config import TrainConfig
 from restyle.train.loop import Hooks, Trainer, TrainingInterrupted, resume
 from restyle.train.tune_styles import freeze_except_styles
+from tests.networks import distinct_styles
 
 TINY = {"image_size": 32, "style_size": 32, "batch_size": 2, "log_every": 1, "sample_every": 1000}
 
@@ -38,12 +39,7 @@ def styles(tmp_path_factory: pytest.TempPathFactory, style_image: Path) -> list[
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, styles: list[Path]) -> Path:
     """A three-style ``lite`` network with distinct norms per style, saved as a run's final.pt would be."""
-    torch.manual_seed(0)
-    net = build_network("lite", 3)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if is_norm_parameter(name):
-                p.add_(0.1 * torch.randn_like(p))
+    net = distinct_styles("lite", 3, scale=0.1)
     return save_model(net, tmp_path_factory.mktemp("init") / "final.pt", ["a", "b", "c"], {})
 
 
