@@ -202,7 +202,9 @@ def recipe_of(base: str, overrides: dict) -> dict:
 
     sha = sha12(base_path(base))
     values = {**ADD_STYLE_DEFAULTS, **overrides}  # an override equal to the default is the same recipe
-    recipe_id = hashlib.sha256(json.dumps([sha, values], sort_keys=True).encode()).hexdigest()[:10]
+    # numbers hashed as floats: `--set style_weight=4` and a default of 4.0 are one recipe
+    canonical = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in values.items()}
+    recipe_id = hashlib.sha256(json.dumps([sha, canonical], sort_keys=True).encode()).hexdigest()[:10]
     return {"id": recipe_id, "base": str(base), "base_sha256": sha, "overrides": overrides, "training": values}
 
 
