@@ -153,12 +153,11 @@ def without_style(net, names: list[str], style: str):
     unchanged."""
     import torch
 
-    from restyle.models.layers import StyleNorm
     from restyle.models.transformer import build_network
+    from restyle.train.add_style import is_norm_parameter
 
     s = names.index(style)
-    rows = {f"{m}.{p}" for m, mod in net.named_modules() if isinstance(mod, StyleNorm) for p in ("weight", "bias")}
-    state = {k: torch.cat([v[:s], v[s + 1 :]]) if k in rows else v for k, v in net.state_dict().items()}
+    state = {k: torch.cat([v[:s], v[s + 1 :]]) if is_norm_parameter(k) else v for k, v in net.state_dict().items()}
     out = build_network(net.arch, net.num_styles - 1)
     out.load_state_dict(state)
     out.eval()

@@ -24,6 +24,7 @@ from restyle.export.onnx_export import export_onnx
 from restyle.export.parity import ParityReport
 from restyle.models.complexity import complexity
 from restyle.models.serialization import read_model_record
+from restyle.train.config import warm_start_steps
 
 STYLES = Path(__file__).resolve().parents[1] / "restyle" / "styles"
 
@@ -54,13 +55,6 @@ def lineage(record: dict) -> list[dict]:
     return chain
 
 
-def identity_steps(settings: dict) -> int:
-    """Identity warm-start steps that really ran: none from a trained start, a base or a teacher (Trainer skips them)."""
-    if settings.get("init") or settings.get("base") or settings.get("teacher"):
-        return 0
-    return int(settings.get("identity_steps") or 0)
-
-
 def stages_table(chain: list[dict]) -> str:
     """One row per training stage, so a fine-tuned model's card shows everything it was trained with."""
     if len(chain) < 2:
@@ -81,7 +75,7 @@ def stages_table(chain: list[dict]) -> str:
                 f"{meta['train_seconds'] / 60:.0f} min |"
             )
             continue
-        warm = f" (after {st['identity_steps']} identity steps)" if identity_steps(st) else ""
+        warm = f" (after {st['identity_steps']} identity steps)" if warm_start_steps(st) else ""
         rows.append(
             f"| {i} | {start} | {meta['steps']} × {st['batch_size']} at {st['image_size']} px{warm} | "
             f"{st['style_weight']:g} | {st['style_size']} px | {layers} | {st.get('palette_weight', 0):g} | "
@@ -177,7 +171,7 @@ instance normalisation (Dumoulin et al. 2017). Each style is named on its own (`
 |---|---|
 | training photos | {data_note}; random resized crops of {s["image_size"]} px, flips; styles mixed inside every batch |
 | steps × batch | {meta["steps"]} × {s["batch_size"]}{
-        f", after {s['identity_steps']} identity (pixel L1) warm-start steps" if identity_steps(s) else ""
+        f", after {s['identity_steps']} identity (pixel L1) warm-start steps" if warm_start_steps(s) else ""
     } |
 | style size | {s["style_size"]} px (shorter side of the style image when taking Gram targets) |
 | losses (balanced, see `restyle.train.losses`) | content {s["content_weight"]} at `{s["content_layer"]}`, style {

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +21,17 @@ from restyle.models.vgg import DEFAULT_STYLE_LAYERS, layer_names
 #   where the video metrics read them too): the trunk can be cut after relu4_1, about a third of VGG19's compute;
 #   relu5_1 adds little for feed-forward networks at small training sizes.
 DEFAULT_CONTENT_LAYER = "relu2_2"
+
+
+def warm_start_steps(settings: Mapping[str, Any]) -> int:
+    """Identity warm-start steps a run with these settings (a ``TrainConfig`` dump) takes.
+
+    None from a trained start (``init``) or a base, which already reproduce photos, nor with a teacher, whose
+    outputs are the targets from the first step. The trainer and the model card both read it here.
+    """
+    if settings.get("init") or settings.get("base") or settings.get("teacher"):
+        return 0
+    return int(settings.get("identity_steps") or 0)
 
 
 class TrainConfig(BaseModel):

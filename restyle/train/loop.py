@@ -35,7 +35,7 @@ from restyle.models.transformer import StyleNet, build_network
 from restyle.models.vgg import VGGFeatures
 from restyle.train import distributed as D
 from restyle.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from restyle.train.config import TrainConfig
+from restyle.train.config import TrainConfig, warm_start_steps
 from restyle.train.data import PhotoFolder, ResumableSampler
 from restyle.train.distill import DISTILL_LAYERS, distill_losses, load_teacher, scaled
 from restyle.train.losses import (
@@ -425,10 +425,8 @@ class Trainer:
         picture that is already there. Deterministic (seeded), and repeated
         from scratch if a run is interrupted before its first checkpoint.
         """
-        steps = self.cfg.identity_steps
-        # a base or an --init start already reproduces photos; a teacher's outputs are the targets from the first step
-        trained_start = self.cfg.base is not None or self.cfg.init is not None
-        if steps <= 0 or self.step > 0 or trained_start or self.teacher is not None:
+        steps = warm_start_steps(self.cfg.model_dump())
+        if steps <= 0 or self.step > 0:
             return
         gen = torch.Generator().manual_seed(self.cfg.seed + 12345)
         files = len(self.dataset)
