@@ -92,8 +92,10 @@ def add_style_config(
     overrides: dict | None = None,
     style_name: str = "new_style",
 ):
-    """The ``TrainConfig`` of ``restyle train --add-style`` (its defaults, the base's architecture), run until the
-    last minute mark: ``stop_when_flat`` off and at least enough steps for the clock to reach it.
+    """The ``TrainConfig`` of ``restyle train --add-style``: its defaults, the base's architecture, and
+    ``stop_when_flat`` off (the curve needs every mark). The steps, and so the learning-rate schedule, stay the
+    recipe's: a run that ends before a mark stands for it (``train_with_snapshots``), as it would for a user; a
+    longer plan is an override (``steps``).
 
     ``overrides`` (TrainConfig fields) are applied last, so a recipe experiment may change any of these too.
     """
@@ -108,8 +110,6 @@ def add_style_config(
         "arch": base_arch(base),
         "style_name": style_name,
     }
-    steps_needed = math.ceil(max(minutes) * 60 / 2.0) + 20  # ~2.25 s a step measured; stop on the clock, not steps
-    values["steps"] = max(values["steps"], steps_needed)
     values["stop_when_flat"] = 0  # the curve needs every mark
     values.update(overrides or {})
     return TrainConfig(**values, data=data, out=out)

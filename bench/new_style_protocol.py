@@ -396,7 +396,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a TrainConfig field")
     p.add_argument("--out", type=Path, default=Path("out/new-style-protocol"))
     p.add_argument("--write", type=Path, help="docs/benchmarks.md: the table goes to docs/quality.md beside it")
+    p.add_argument(
+        "--recipes", action="store_true", help="every recipe tried, side by side (bench/new_style_recipes.py)"
+    )
     args, _ = p.parse_known_args(argv)
+    if args.recipes:
+        from bench.new_style_recipes import main as recipes
+
+        return recipes(argv)
     args.minutes = tuple(sorted(float(m) for m in args.minutes.split(",")))
     chosen = {"tuning": TUNING, "heldout": HELDOUT, "all": TUNING + HELDOUT}[args.split]
     if args.paintings:

@@ -128,17 +128,22 @@ def load_base(spec: str | Path) -> tuple[StyleNet, list[str]]:
 DECODER_LAYERS = ("up.", "out.")  # parameter-name prefixes of the upsampling and output convolutions (both archs)
 
 
-def is_new_style_parameter(name: str, train_decoder: bool) -> bool:
-    """What trains when a style is added: the norms, and the decoder's convolutions when ``train_decoder``."""
-    return is_norm_parameter(name) or (train_decoder and name.startswith(DECODER_LAYERS))
+def is_new_style_parameter(name: str, train_decoder: bool, train_body: bool = False) -> bool:
+    """What trains when a style is added: the norms; the decoder's convolutions when ``train_decoder``; every other
+    convolution (the encoder and the residual body) when ``train_body``."""
+    if is_norm_parameter(name):
+        return True
+    return train_decoder if name.startswith(DECODER_LAYERS) else train_body
 
 
-def new_style_network(base: StyleNet, start: int | None = None, train_decoder: bool = False) -> StyleNet:
+def new_style_network(
+    base: StyleNet, start: int | None = None, train_decoder: bool = False, train_body: bool = False
+) -> StyleNet:
     """A one-style network with the base's convolutions and, as the new style's start, gamma/beta of base style
     ``start`` (None: the mean of the base's styles). Only :func:`is_new_style_parameter` parameters train."""
     net = build_network(base.arch, 1)
     net.load_state_dict(start_state(base, start))
-    return freeze_for_new_style(net, train_decoder)
+    return freeze_for_new_style(net, train_decoder, train_body)
 
 
 MEAN_START = "mean of the base's styles"
@@ -159,10 +164,10 @@ def start_state(base: StyleNet, start: int | None) -> dict[str, torch.Tensor]:
     return state
 
 
-def freeze_for_new_style(net: StyleNet, train_decoder: bool = False) -> StyleNet:
-    """Only the norm parameters (and the decoder when ``train_decoder``) train; the rest keeps the base's."""
+def freeze_for_new_style(net: StyleNet, train_decoder: bool = False, train_body: bool = False) -> StyleNet:
+    """Only :func:`is_new_style_parameter` parameters train; the rest keeps the base's."""
     for name, p in net.named_parameters():
-        p.requires_grad_(is_new_style_parameter(name, train_decoder))
+        p.requires_grad_(is_new_style_parameter(name, train_decoder, train_body))
     return net
 
 
@@ -177,6 +182,18 @@ def flattened(values: list[float], window: int, tolerance: float = 0.02) -> bool
     recent = sum(values[-window:]) / window
     before = sum(values[-2 * window : -window]) / window
     return recent > before * (1 - tolerance)
+
+
+def trained_part(settings: dict) -> str:
+    """What a new style's run trained, in words, from its settings (the model card's opening sentence)."""
+    if settings.get("body_lr"):
+        return "every parameter, starting from the base's (the base's convolutions are only the start"
+    if settings.get("decoder_lr"):
+        return (
+            "its normalisation parameters and its decoder, the upsampling and output convolutions (the encoder and "
+            "the residual body stay the base's"
+        )
+    return "only its normalisation parameters (every convolution stays the base's"
 
 
 def export_new_style(final: Path, exporter: str = "dynamo") -> Path:
@@ -198,12 +215,8 @@ def export_new_style(final: Path, exporter: str = "dynamo") -> Path:
     losses = meta.get("final_losses", {})
     card = f"""# {name}
 
-A new style added to the multi-style base `{s["base"]}` by training {
-        "its normalisation parameters and its decoder, the upsampling and output convolutions (the encoder and "
-        "the residual body stay the base's"
-        if s.get("decoder_lr")
-        else "only its normalisation parameters (every convolution stays the base's"
-    }; see `restyle.train.add_style`). Single-style model: `{out.name}`.
+A new style added to the multi-style base `{s["base"]}` by training {trained_part(s)}; see
+`restyle.train.add_style`). Single-style model: `{out.name}`.
 
 | | |
 |---|---|
@@ -215,7 +228,9 @@ A new style added to the multi-style base `{s["base"]}` by training {
 | losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {s["style_weight"]:g} over \
 {", ".join(s["style_layers"])}, TV {s["tv_weight"]:g}, palette {s.get("palette_weight", 0):g}; final style \
 {losses.get("style", 0):.4g}, content {losses.get("content", 0):.4g} |
-| learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; decoder {s['decoder_lr']:g}" if s.get("decoder_lr") else ""} |
+| learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; decoder {s['decoder_lr']:g}" if s.get("decoder_lr") else ""}{
+        f"; encoder and body {s['body_lr']:g}" if s.get("body_lr") else ""
+    } |
 | hardware | {meta["hardware"]} |
 | training time | {meta["train_seconds"]:.0f} s |
 """

@@ -101,6 +101,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="learning rate of the decoder (upsampling and output convolutions), trained with the norms (0: norms only)",
     )
     new.add_argument(
+        "--body-lr",
+        type=float,
+        help="learning rate of every other convolution, the encoder and residual body (0: frozen, the default)",
+    )
+    new.add_argument(
         "--start-from",
         choices=["nearest", "mean"],
         help="start from the mean of the base's styles (default) or the nearest one (lowest style + palette loss)",

@@ -64,6 +64,8 @@ class TrainConfig(BaseModel):
     # adding a style: learning rate of the decoder (upsampling and output convolutions), trained with the norms
     # (0: the norms alone)
     decoder_lr: float = Field(0.0, ge=0)
+    # adding a style: learning rate of every other convolution, the encoder and the residual body (0: frozen)
+    body_lr: float = Field(0.0, ge=0)
     # adding a style: start from the mean of the base's styles, or from the nearest one (lowest style + palette loss)
     start_from: Literal["mean", "nearest"] = "mean"
     # distillation (restyle.train.distill): a trained network with the same styles, in the same order (a name,
@@ -144,8 +146,8 @@ class TrainConfig(BaseModel):
                 raise ValueError("--init and a base cannot be combined")
         elif self.style_name is not None:
             raise ValueError("a style name is only given when adding a style to a base")
-        elif self.decoder_lr > 0 or self.start_from != "mean":
-            raise ValueError("a decoder rate and a start style only apply when adding a style to a base")
+        elif self.decoder_lr > 0 or self.body_lr > 0 or self.start_from != "mean":
+            raise ValueError("decoder and body rates and a start style only apply when adding a style to a base")
         if self.teacher is not None and (self.base is not None or self.temporal_weight > 0):
             raise ValueError("a teacher (distillation) cannot be combined with a base or the temporal loss")
         if any(not 0.1 <= f <= 1.0 for f in self.distill_scales):

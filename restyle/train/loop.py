@@ -99,7 +99,7 @@ def training_network(cfg: TrainConfig, fresh: bool) -> tuple[StyleNet, tuple[Sty
     """The network a run trains, and the base it starts from when it adds a style (else None).
 
     Three kinds: a plain multi-style network (``cfg.arch``, one style per style image); a new style on a
-    trained base (``cfg.base``: only its norms, and with ``decoder_lr`` the decoder, train); either started
+    trained base (``cfg.base``: only its norms, and with ``decoder_lr`` the decoder, with ``body_lr`` the rest, train); either started
     from ``cfg.init``'s weights. ``--init`` and ``--base`` only matter for a ``fresh`` start: a resumed run
     restores every weight from its checkpoint, so it must not need those files any more (they may live on
     another machine by then).
@@ -111,11 +111,11 @@ def training_network(cfg: TrainConfig, fresh: bool) -> tuple[StyleNet, tuple[Sty
         base = load_base(cfg.base)
         if base[0].arch != cfg.arch:
             raise UserError(f"base {cfg.base} is a {base[0].arch} network; this run was configured for {cfg.arch}")
-        net = new_style_network(base[0], train_decoder=cfg.decoder_lr > 0)
+        net = new_style_network(base[0], train_decoder=cfg.decoder_lr > 0, train_body=cfg.body_lr > 0)
     elif cfg.base is not None:
         from restyle.train.add_style import freeze_for_new_style
 
-        net = freeze_for_new_style(build_network(cfg.arch, 1), train_decoder=cfg.decoder_lr > 0)
+        net = freeze_for_new_style(build_network(cfg.arch, 1), cfg.decoder_lr > 0, cfg.body_lr > 0)
     else:
         net = build_network(cfg.arch, len(cfg.style_images))
     if cfg.init is not None and fresh:
@@ -341,18 +341,23 @@ class Trainer:
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """What the optimiser trains: everything, or for a new style on a base only its norms (at ``lr``) and, with
-        ``decoder_lr``, the decoder's convolutions (at ``decoder_lr``, on the same schedule through ``lr_scale``)."""
+        ``decoder_lr``, the decoder's convolutions (at ``decoder_lr``, on the same schedule through ``lr_scale``) and,
+        with ``body_lr``, every other convolution (at ``body_lr``)."""
         if self.cfg.tune_styles is not None:
             return [{"params": [p for p in self.net.parameters() if p.requires_grad], "lr_scale": 1.0}]
         if self.cfg.base is None:
             return [{"params": list(self.net.parameters()), "lr_scale": 1.0}]
-        from restyle.train.add_style import is_norm_parameter
+        from restyle.train.add_style import DECODER_LAYERS, is_norm_parameter
 
         trained = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
         groups = [{"params": [p for n, p in trained if is_norm_parameter(n)], "lr_scale": 1.0}]
-        decoder = [p for n, p in trained if not is_norm_parameter(n)]
-        if decoder:
-            groups.append({"params": decoder, "lr_scale": self.cfg.decoder_lr / self.cfg.lr})
+        rest = [(n, p) for n, p in trained if not is_norm_parameter(n)]
+        for params, rate in (
+            ([p for n, p in rest if n.startswith(DECODER_LAYERS)], self.cfg.decoder_lr),
+            ([p for n, p in rest if not n.startswith(DECODER_LAYERS)], self.cfg.body_lr),
+        ):
+            if params:
+                groups.append({"params": params, "lr_scale": rate / self.cfg.lr})
         return groups
 
     @torch.no_grad()

@@ -10,7 +10,14 @@ import torch
 from restyle.cli import main
 from restyle.models.serialization import load_model, read_model_record, save_model
 from restyle.models.transformer import build_network
-from restyle.train.add_style import flattened, is_norm_parameter, load_base, new_style_network, start_state
+from restyle.train.add_style import (
+    DECODER_LAYERS,
+    flattened,
+    is_norm_parameter,
+    load_base,
+    new_style_network,
+    start_state,
+)
 from tests.networks import distinct_styles
 
 SMALL = ["--batch-size", "1", "--image-size", "32", "--style-size", "32", "--log-every", "1"]
@@ -118,6 +125,30 @@ def test_add_style_takes_the_architecture_of_its_base(style_image: Path, photo_d
     from restyle.contract import read_metadata
 
     assert read_metadata(out / "stripes.onnx").arch == "lite"
+
+
+def test_add_style_with_a_body_rate_trains_every_convolution_at_its_own_rate(
+    capsys, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    """--body-lr also trains the encoder and the residual body, in their own optimiser group at that rate; the
+    model card says the whole network trained."""
+    from restyle.train.config import TrainConfig
+    from restyle.train.loop import Trainer
+
+    out = tmp_path / "run"
+    code = main(["train", "--add-style", str(style_image), "--base", str(base_pt), "--data", str(photo_dir),
+                 "--out", str(out), "--steps", "2", "--decoder-lr", "0.002", "--body-lr", "0.0005",
+                 "--lr", "0.01", *SMALL])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    trained, _ = load_model(out / "final.pt")
+    base, _ = load_model(base_pt)
+    body = [n for n in base.state_dict() if n.endswith(".conv.weight") and not n.startswith(DECODER_LAYERS)]
+    assert body and all(not torch.equal(trained.state_dict()[n], base.state_dict()[n]) for n in body)
+    assert "every parameter" in next(out.glob("*.md")).read_text()
+    cfg = TrainConfig(**{**read_model_record(out / "final.pt")["metadata"]["settings"], "out": tmp_path / "probe"})
+    groups = Trainer(cfg).optimizer.param_groups
+    assert [g["lr_scale"] for g in groups] == pytest.approx([1.0, 0.2, 0.05])
+    assert sum(len(g["params"]) for g in groups) == len(list(trained.parameters()))
 
 
 @pytest.mark.slow
