@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import report
-from bench.new_style_protocol import HELDOUT, TUNING, rows_for
+from bench.new_style_protocol import BUNDLED, HELDOUT, TUNING, rows_for
 
 SECTION = "Your own style from any painting: recipes tried"
 
@@ -49,6 +49,11 @@ def _num(a, b) -> bool:
     return isinstance(a, int | float) and isinstance(b, int | float) and float(a) == float(b)
 
 
+def short(painting: str) -> str:
+    """A bundled style's name, or a new painting's first two words (the two Hokusai prints differ there)."""
+    return painting if painting in BUNDLED else "_".join(painting.split("_")[:2])
+
+
 def summary_rows(recipe: dict, records: list[dict], defaults: dict) -> list[list[str]]:
     """One row per (split, marks set, minute) of one recipe."""
     rows = []
@@ -58,7 +63,7 @@ def summary_rows(recipe: dict, records: list[dict], defaults: dict) -> list[list
     for (split, minutes), group in sorted(groups.items(), key=lambda kv: (kv[0][0] != "tuning", kv[0][1])):
         everyone = TUNING if split == "tuning" else HELDOUT
         names = [r["painting"] for r in group]
-        which = "all" if set(names) == set(everyone) else ", ".join(n.split("_")[0] for n in names)
+        which = "all" if set(names) == set(everyone) else ", ".join(short(n) for n in names)
         for minute in minutes:
             beats, within, ratios, steps = [], [], [], []
             for r in group:

@@ -57,3 +57,38 @@ def test_kinds_cover_every_painting_and_agree_with_the_sources() -> None:
     sources = (REPO / "data" / "paintings" / "SOURCES.md").read_text()
     listed = dict(re.findall(r"^\| (\S+)\.jpg \|[^|]*\|[^|]*\| ([^|]+?) \|", sources, re.M))
     assert listed and all(KIND[name] == kind for name, kind in listed.items()), listed
+
+
+def record(painting: str, style: float, palette: float, content: float, full: tuple | None = None) -> dict:
+    """One painting's protocol result at marks 1 and 2 (the same scores at both), beside a peer at 0.5/1.0/0.5."""
+    scores = [[style, content, palette]] * 2
+    return {
+        "painting": painting, "kind": KIND[painting], "split": split_of(painting), "base_saw_it": full is not None,
+        "minutes": [1.0, 2.0], "marks": [{"minute": m, "step": 60 * m, "scores": scores} for m in (1, 2)],
+        "peer": [[0.5, 1.0, 0.5]] * 2, "full_run": [list(full)] * 2 if full else None,
+    }  # fmt: skip
+
+
+def test_recipes_table_counts_wins_by_the_protocol_rule_and_names_the_recipe_by_its_differences() -> None:
+    from bench.new_style_recipes import describe, summary_rows
+
+    defaults = {"steps": 260, "lr": 0.005}
+    recipe = {"id": "abc", "training": {"steps": 130, "lr": 0.005}}
+    records = [
+        record("udnie", 0.45, 0.4, 1.05, full=(0.44, 1.0, 0.35)),  # beats; style within 10 %, palette 1.14x: not
+        record("the_scream", 0.51, 0.4, 1.0),  # style above the peer's: loses
+        record("kandinsky_composition_vii_1913", 0.4, 0.4, 1.11),  # content over 1.1x the peer's: loses
+        record("seurat_grande_jatte_1884", 0.4, 0.4, 1.0),  # held out: its own row
+    ]
+    rows = summary_rows(recipe, records, defaults)
+    assert describe(recipe, defaults) == "steps=130" and describe({"training": defaults}, defaults) == "defaults"
+    tuning = [r for r in rows if r[2] == "tuning"]
+    assert [r[4] for r in tuning] == ["1 (60)", "2 (120)"]
+    assert (
+        tuning[1][3] == "3 (udnie, the_scream, kandinsky_composition)"
+        and tuning[1][5] == "1 of 3"
+        and tuning[1][9] == "0 of 1"
+    )
+    assert tuning[1][6] == f"{(0.9 + 1.02 + 0.8) / 3:.3f}"  # mean style over the peer's
+    heldout = [r for r in rows if r[2] == "heldout"]
+    assert len(heldout) == 2 and heldout[0][5] == "1 of 1" and heldout[0][9] == "-"
