@@ -8,17 +8,20 @@ job all read the one recipe without importing the training code.
 from __future__ import annotations
 
 DEFAULT_BASE = "classics"
-# --add-style defaults: about 4 minutes on a 2-core CPU with the bundled `lite` base (260 steps of batch 4 at 128 px;
-# measured 0.9 s/step; 2.2 s/step on the previous `fast` base), a higher
-# learning rate than full training for the norms (360 parameters, no convolution to destabilise) and 3e-3 for the
-# decoder (measured against 1e-3 and the output layer alone: restyle.train.add_style), the bundled recipe's losses
-# with its palette term at twice the bundled weight (norm parameters alone otherwise settle on a two-tone version of
-# the painting's colours; at weight 2 the palette distance after 260 steps fell from 1.10x to 1.05x a full run's,
-# style distance unchanged at 1.07x). Style weight 4, twice the bundled recipe's, chosen by the new-style protocol
-# (`python -m bench new_style --protocol`, docs/quality.md) on the `lite` base: at the 2-minute mark, on the tuning
-# paintings, weight 2 beat the peer on 3 of 5 (Kandinsky and a Hokusai print lost on VGG style) and weight 4 on 5 of
-# 5; on the four held-out new paintings both beat it on 4 of 4, weight 4 with a lower style distance on every one
-# (with weight 4 all 13 paintings of the protocol beat the peer at 2 minutes).
+# --add-style defaults. A cosine schedule over 260 steps of batch 4 at 128 px, cut by the training clock at 2 minutes
+# (max_minutes): about 135 steps on a 2-core CPU with the bundled `lite` base (0.87 s/step; 2.2 s/step on the
+# previous `fast` base), all 260 on any faster machine. The new-style protocol (`python -m bench new_style --protocol`,
+# docs/quality.md, every recipe tried: `--protocol --recipes`) chose this on its tuning paintings: at 2 minutes the
+# 260-step schedule cut short beat the peer on 5 of 5, while every 2-minute schedule tried ended fully annealed at
+# 130 steps and beat it on 3 of 5 (rate 5e-3 or 1e-2, from the mean or the nearest base style); the later,
+# lower-rate steps of a short schedule gain less than the same steps at the higher rate.
+# Norms at a higher learning rate than full training (360 parameters, no convolution to destabilise) and 3e-3 for
+# the decoder (measured against 1e-3 and the output layer alone: restyle.train.add_style), the bundled recipe's
+# losses with its palette term at twice the bundled weight (norm parameters alone otherwise settle on a two-tone
+# version of the painting's colours; at weight 2 the palette distance after 260 steps fell from 1.10x to 1.05x a
+# full run's, style distance unchanged at 1.07x). Style weight 4, twice the bundled recipe's, chosen by the protocol
+# on the `lite` base: at the 2-minute mark, on the tuning paintings, weight 2 beat the peer on 3 of 5 (Kandinsky and
+# a Hokusai print lost on VGG style) and weight 4 on 5 of 5.
 # A new style starts from the mean of styles trained at a compromise weight; the norms alone need the stronger pull.
 ADD_STYLE_DEFAULTS = {
     "steps": 260,
@@ -30,6 +33,7 @@ ADD_STYLE_DEFAULTS = {
     "lr": 5e-3,
     "identity_steps": 0,
     "stop_when_flat": 100,
+    "max_minutes": 2.0,
     "checkpoint_every": 50,
     "sample_every": 50,
     "palette_weight": 2.0,

@@ -253,8 +253,14 @@ class Settings(RuntimeSettings):
     style_steps: int = Field(
         ADD_STYLE_DEFAULTS["steps"],
         ge=1,
-        description="Training steps of a new style when a request sets none (the --add-style default: "
-        "under 10 minutes on a 2-core CPU).",
+        description="Training steps of a new style when a request sets none (the --add-style default), the length "
+        "of its learning-rate schedule; RESTYLE_STYLE_MINUTES may stop it sooner.",
+    )
+    style_minutes: float = Field(
+        ADD_STYLE_DEFAULTS["max_minutes"],
+        ge=0,
+        description="Training-clock limit of a new style, in minutes (--max-minutes; 0: none): training stops at "
+        "this or at its steps, whichever comes first (2: about 135 of the 260 steps on a 2-core CPU).",
     )
     style_max_steps: int = Field(2000, ge=1, description="Most training steps a request may ask for.")
     style_batch_size: int = Field(

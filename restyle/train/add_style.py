@@ -196,6 +196,15 @@ def trained_part(settings: dict) -> str:
     return "only its normalisation parameters (every convolution stays the base's"
 
 
+def stop_note(meta: dict, settings: dict) -> str:
+    """Why a run ended before its planned steps, in words ("" when it ran them all)."""
+    if not meta.get("stopped_early"):
+        return ""
+    if meta.get("stop_reason") == "time":
+        return f"(stopped at the {settings['max_minutes']:g}-minute limit; {settings['steps']} planned)"
+    return f"(stopped early: the style loss had flattened; {settings['steps']} planned)"
+
+
 def export_new_style(final: Path, exporter: str = "dynamo") -> Path:
     """Export a new style's ``final.pt`` as ``NAME.onnx`` beside it (parity-checked), with a short model card.
 
@@ -222,9 +231,7 @@ A new style added to the multi-style base `{s["base"]}` by training {trained_par
 |---|---|
 | style image | `{image["file"]}` (sha256 `{image["sha256"][:12]}…`) |
 | base | `{s["base"]}` ({record["arch"]}); started from the {meta.get("started_from") or MEAN_START} |
-| steps × batch | {meta["steps"]} × {s["batch_size"]} at {s["image_size"]} px {
-        f"(stopped early: the style loss had flattened; {s['steps']} planned)" if meta.get("stopped_early") else ""
-    } |
+| steps × batch | {meta["steps"]} × {s["batch_size"]} at {s["image_size"]} px {stop_note(meta, s)} |
 | losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {s["style_weight"]:g} over \
 {", ".join(s["style_layers"])}, TV {s["tv_weight"]:g}, palette {s.get("palette_weight", 0):g}; final style \
 {losses.get("style", 0):.4g}, content {losses.get("content", 0):.4g} |

@@ -96,6 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stop-when-flat", type=int, metavar="STEPS", help="stop once the style loss improves < 2%% over STEPS steps"
     )
     new.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="MIN",
+        help="stop once the training clock passes MIN minutes, whatever step it is at (0: no limit)",
+    )
+    new.add_argument(
         "--decoder-lr",
         type=float,
         help="learning rate of the decoder (upsampling and output convolutions), trained with the norms (0: norms only)",

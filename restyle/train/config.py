@@ -77,6 +77,9 @@ class TrainConfig(BaseModel):
     # every convolution and every other style stays bit-identical (restyle.train.tune_styles)
     tune_styles: list[str] | None = None
     stop_when_flat: int = Field(0, ge=0)  # stop once the style loss of this many steps improves < 2% (0: never)
+    # stop once the training clock (seconds spent in steps, resumes included) passes this many minutes (0: never);
+    # ``steps`` stays the length of the learning-rate schedule, so a faster machine simply gets further along it
+    max_minutes: float = Field(0.0, ge=0)
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     lr_min_fraction: float = Field(0.1, ge=0, le=1)

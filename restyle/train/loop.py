@@ -195,6 +195,7 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         self.style_log: list[float] = []  # style loss per log interval, for stop_when_flat
         self.stopped_early = False
+        self.stop_reason: str | None = None  # why a run stopped before cfg.steps: "flat" or "time"
         if resume is not None:
             self._restore(resume)
         self._setup_output()
@@ -535,6 +536,7 @@ class Trainer:
             "style_images": [{"name": p.stem, "file": p.name, "sha256": sha256(p)} for p in cfg.style_images],
             "steps": self.step,
             "stopped_early": self.stopped_early,
+            "stop_reason": self.stop_reason,
             "started_from": self.started_from,
             "final_losses": self.last_losses,
             "train_seconds": round(self.elapsed, 1),
@@ -617,14 +619,31 @@ class Trainer:
         bar.set_postfix({k: f"{v:.3g}" for k, v in floats.items() if k != "temporal" or cfg.temporal_weight})
         if self.step % cfg.log_every == 0 or self.step == cfg.steps:
             self._close_log_window(window)
+        if cfg.max_minutes > 0 and self.step < cfg.steps and not self.stopped_early and self._out_of_time():
+            self.stopped_early, self.stop_reason = True, "time"
+            if self.dist.is_main:
+                tqdm.write(f"training clock passed {cfg.max_minutes:g} min at step {self.step}: stopping")
         last = self.step >= cfg.steps or self.stopped_early
         if self.step % cfg.sample_every == 0 or last:
             self.sample_grid()
         if self.step % cfg.checkpoint_every == 0 or last:
             self.checkpoint()
         if self.hooks.progress is not None:
-            self.hooks.progress(self.step, cfg.steps)
+            self.hooks.progress(self.step, self.step if last else self.planned_steps())
         return last
+
+    def _out_of_time(self) -> bool:
+        """``max_minutes`` reached, by the ranks' mean clock so that every rank stops at the same step."""
+        elapsed = float(D.all_reduce_mean(torch.tensor(self.elapsed), self.dist)) if self.dist.enabled else self.elapsed
+        return elapsed >= self.cfg.max_minutes * 60
+
+    def planned_steps(self) -> int:
+        """The steps this run will take: ``cfg.steps``, or with ``max_minutes`` fewer, estimated from the pace so far
+        (what a job's progress is measured against)."""
+        cfg = self.cfg
+        if cfg.max_minutes <= 0 or self.step == 0 or self.elapsed <= 0:
+            return cfg.steps
+        return max(self.step, min(cfg.steps, round(self.step * cfg.max_minutes * 60 / self.elapsed)))
 
     def _close_log_window(self, window: _LogWindow) -> None:
         """Log the window's mean losses (averaged over ranks), and stop early once the style loss is flat."""
@@ -635,7 +654,7 @@ class Trainer:
         self.log(means, images, images / max(seconds, 1e-9))
         self.style_log.append(means["style"])
         if self._flat():
-            self.stopped_early = True
+            self.stopped_early, self.stop_reason = True, "flat"
             if self.dist.is_main:
                 tqdm.write(f"style loss flat over the last {self.cfg.stop_when_flat} steps: stopping early")
 

@@ -209,6 +209,43 @@ def test_add_style_stops_once_the_style_loss_is_flat(
     assert meta["started_from"] == "mean of the base's styles"  # the default start
 
 
+class TickingClock:
+    """``time`` for the training loop: every ``perf_counter()`` call is one second later, so a step takes a second
+    of training clock on any machine (a limit in minutes becomes a count of steps)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_add_style_stops_at_the_training_clock_limit_and_reports_progress_against_it(
+    monkeypatch, base_pt: Path, style_image: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    """--max-minutes ends the run at the step where the training clock passes the limit, well before its steps;
+    the run is finished like any other (final model, card), and a job's progress ends at done == total."""
+    import restyle.train.loop as loop
+    from restyle.train.config import TrainConfig
+    from restyle.train.loop import Hooks, Trainer
+
+    monkeypatch.setattr(loop, "time", TickingClock())
+    cfg = TrainConfig(style_images=[style_image], data=photo_dir, out=tmp_path / "run", base=str(base_pt),
+                      steps=60, max_minutes=0.1, batch_size=1, image_size=32, style_size=32, log_every=1)  # fmt: skip
+    seen: list[tuple[int, int]] = []
+    trainer = Trainer(cfg, hooks=Hooks(progress=lambda done, total: seen.append((done, total))))
+    trainer.run()
+    meta = read_model_record(tmp_path / "run" / "final.pt")["metadata"]
+    assert meta["steps"] == 6 and meta["stop_reason"] == "time" and meta["stopped_early"]
+    assert seen[0] == (0, 60) and seen[-1] == (6, 6)
+    assert seen[1] == (1, 6)  # one step took 1 s of the 6: six steps planned, not sixty
+    from restyle.train.add_style import export_new_style
+
+    card = export_new_style(tmp_path / "run" / "final.pt", exporter="torchscript").with_suffix(".md").read_text()
+    assert "stopped at the 0.1-minute limit; 60 planned" in card
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

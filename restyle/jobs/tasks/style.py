@@ -56,6 +56,7 @@ def style_config(job: Job, store: JobStore, settings: Settings, base: Path) -> T
         "data": settings.style_photos or SAMPLE_PHOTOS,
         "out": directory / RUN_DIR,
         "steps": job.params["steps"],
+        "max_minutes": settings.style_minutes,
         "batch_size": settings.style_batch_size,
         "image_size": settings.style_image_size,
         "style_size": settings.style_style_size,
