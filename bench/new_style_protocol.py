@@ -19,8 +19,11 @@ the chosen split:
 * **training**: exactly the ``--add-style`` defaults (``restyle.recipes``) with
   the base's architecture, the loss never stops it early, and snapshots are
   taken when the training clock passes each ``--minutes`` mark
-  (``bench.new_style.train_with_snapshots``); ``--set KEY=VALUE`` overrides one
-  ``TrainConfig`` field (a recipe experiment; JSON values, else strings).
+  (``bench.new_style.train_with_snapshots``); a run that ends first (its steps,
+  or the recipe's ``max_minutes``, as for a user) stands for the later marks.
+  ``--set KEY=VALUE`` overrides one ``TrainConfig`` field (a recipe experiment;
+  JSON values, else strings), e.g. ``--set max_minutes=10 --set steps=690``
+  for a 10-minute schedule.
   Training photos: the shared training photos (``bench/photo_split.py``) minus
   the 30 tuning photos, so neither scoring set is ever trained on.
 * **scoring**: each snapshot exported to ONNX, the first ``--photos`` photos at

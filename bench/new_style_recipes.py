@@ -41,8 +41,10 @@ def load_records(out: Path) -> list[tuple[dict, list[dict]]]:
 
 def describe(recipe: dict, defaults: dict) -> str:
     """The recipe as its differences from today's ``--add-style`` defaults ("defaults" when none)."""
-    diff = {k: v for k, v in recipe["training"].items() if defaults.get(k) != v and not (_num(defaults.get(k), v))}
-    return ", ".join(f"{k}={v}" for k, v in sorted(diff.items())) or "defaults"
+    training = recipe["training"]
+    diff = {k: v for k, v in training.items() if defaults.get(k) != v and not (_num(defaults.get(k), v))}
+    parts = [f"{k}={v}" for k, v in sorted(diff.items())] + [f"no {k}" for k in sorted(set(defaults) - set(training))]
+    return ", ".join(parts) or "defaults"
 
 
 def _num(a, b) -> bool:

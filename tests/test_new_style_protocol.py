@@ -82,6 +82,7 @@ def test_recipes_table_counts_wins_by_the_protocol_rule_and_names_the_recipe_by_
     ]
     rows = summary_rows(recipe, records, defaults)
     assert describe(recipe, defaults) == "steps=130" and describe({"training": defaults}, defaults) == "defaults"
+    assert describe({"training": {"steps": 260}}, defaults) == "no lr"  # a value added to the defaults later
     tuning = [r for r in rows if r[2] == "tuning"]
     assert [r[4] for r in tuning] == ["1 (60)", "2 (120)"]
     assert (
