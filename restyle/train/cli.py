@@ -84,8 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a run from RUN/checkpoint.pt")
     new = p.add_argument_group(
         "a new style in minutes",
-        "--add-style IMG trains only the normalisation parameters of one new style on top of a trained "
-        "multi-style base (its convolutions stay frozen) and exports OUT/NAME.onnx, a single-style model.",
+        "--add-style IMG trains one new style on top of a trained multi-style base, starting from it: the "
+        "style's normalisation parameters, and the convolutions at their own lower rates (--decoder-lr, "
+        "--body-lr), for 2 minutes of training clock by default; exports OUT/NAME.onnx, a single-style model.",
     )
     new.add_argument("--add-style", type=Path, metavar="IMG", help="the new style's image")
     new.add_argument(
@@ -109,7 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     new.add_argument(
         "--body-lr",
         type=float,
-        help="learning rate of every other convolution, the encoder and residual body (0: frozen, the default)",
+        help="learning rate of every other convolution, the encoder and residual body, trained with the norms "
+        "(0: frozen)",
     )
     new.add_argument(
         "--start-from",

@@ -57,8 +57,9 @@ class TrainConfig(BaseModel):
     vgg_weights: Path | None = None
     identity_steps: int = Field(600, ge=0)  # pixel-reconstruction warm start before the perceptual steps
     init: Path | None = None  # start from a trained final.pt (fine-tuning, e.g. adding the temporal loss)
-    # add a style: a trained multi-style model (name, .onnx or final.pt) whose convolutions are kept frozen;
-    # only the new style's normalisation parameters train (see restyle.train.add_style)
+    # add a style: a trained multi-style model (name, .onnx or final.pt) the new style starts from; its
+    # normalisation parameters train at ``lr``, its convolutions at ``decoder_lr`` and ``body_lr`` (0: kept
+    # frozen; see restyle.train.add_style)
     base: str | None = None
     style_name: str | None = None  # the new style's name (default: the style image's file name)
     # adding a style: learning rate of the decoder (upsampling and output convolutions), trained with the norms

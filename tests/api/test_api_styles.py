@@ -29,10 +29,12 @@ from tests.video.jobs_rig import make, wait
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "restyle" / "assets" / "sample.jpg"
 VIDEO = {"content-type": "video/mp4"}
-# Tiny trainings: 2 steps of one 32 px crop, the style's Grams at 32 px, the quick exporter.
+# Tiny trainings: 2 steps of one 32 px crop, the style's Grams at 32 px, the quick exporter; no training-clock limit
+# (tests that stop a training at a step must not have a loaded machine's clock stop it first).
 STYLE = {
     "style_base": "duo",
     "style_steps": 2,
+    "style_minutes": 0,
     "style_batch_size": 1,
     "style_image_size": 32,
     "style_style_size": 32,
