@@ -86,7 +86,6 @@ def training_photos(work: Path, photos: list[Path] | None = None) -> Path:
 def add_style_config(
     style_path: Path,
     base: str,
-    minutes: tuple[float, ...],
     data: Path,
     out: Path,
     overrides: dict | None = None,
@@ -136,7 +135,7 @@ def train_with_snapshots(cfg, minutes: tuple[float, ...]) -> list[tuple[float, i
                 shutil.copyfile(path, snap)
                 taken.append((minute, self.step, self.elapsed, snap))
                 print(f"  snapshot at {minute:g} min: step {self.step}", flush=True)
-                self.stopped_early = not marks  # the last mark: this step ends the run
+                self.stop_reason = None if marks else "last mark"  # the last mark: this step ends the run
             return super().train_step(x)
 
     trainer = Snapshotting(cfg)
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     if style_path is None:
         style_path = work / "strokes.png"
         Image.fromarray(stroke_painting()).save(style_path)
-    cfg = add_style_config(style_path, args.base, minutes, training_photos(work), work / "run")
+    cfg = add_style_config(style_path, args.base, training_photos(work), work / "run")
     began = time.perf_counter()
     print(f"training a new style on {args.base} from {style_path.name}: marks at {minutes} min", flush=True)
     snaps = train_with_snapshots(cfg, minutes)

@@ -262,7 +262,7 @@ def run_painting(
     photos = [fit512(decode_image(p)) for p in paths]
     scorer = QualityScorer(decode_image(style_path))
 
-    cfg = add_style_config(style_path, train_base, args.minutes, data, work / name / "run", overrides, name)
+    cfg = add_style_config(style_path, train_base, data, work / name / "run", overrides, name)
     print(
         f"{name}: training on {'the base without it' if saw_it else 'the base'} ({cfg.steps} steps planned), "
         f"marks at {', '.join(f'{m:g}' for m in args.minutes)} min",

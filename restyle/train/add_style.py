@@ -195,8 +195,10 @@ def flattened(values: list[float], window: int, tolerance: float = 0.02) -> bool
 
 def trained_part(settings: dict) -> str:
     """What a new style's run trained, in words, from its settings (the model card's opening sentence)."""
-    if settings.get("body_lr"):
+    if settings.get("body_lr") and settings.get("decoder_lr"):
         return "every parameter, starting from the base's (the base's convolutions are only the start"
+    if settings.get("body_lr"):
+        return "its normalisation parameters, encoder and residual body (the decoder stays the base's"
     if settings.get("decoder_lr"):
         return (
             "its normalisation parameters and its decoder, the upsampling and output convolutions (the encoder and "

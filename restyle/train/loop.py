@@ -99,8 +99,8 @@ def training_network(cfg: TrainConfig, fresh: bool) -> tuple[StyleNet, tuple[Sty
     """The network a run trains, and the base it starts from when it adds a style (else None).
 
     Three kinds: a plain multi-style network (``cfg.arch``, one style per style image); a new style on a
-    trained base (``cfg.base``: only its norms, and with ``decoder_lr`` the decoder, with ``body_lr`` the rest, train); either started
-    from ``cfg.init``'s weights. ``--init`` and ``--base`` only matter for a ``fresh`` start: a resumed run
+    trained base (``cfg.base``: its norms train, and with ``decoder_lr`` the decoder, with ``body_lr`` the rest);
+    either started from ``cfg.init``'s weights. ``--init`` and ``--base`` only matter for a ``fresh`` start: a resumed run
     restores every weight from its checkpoint, so it must not need those files any more (they may live on
     another machine by then).
     """
@@ -194,8 +194,7 @@ class Trainer:
         self.bad_indices: set[int] = set()
         self.last_losses: dict[str, float] = {}
         self.style_log: list[float] = []  # style loss per log interval, for stop_when_flat
-        self.stopped_early = False
-        self.stop_reason: str | None = None  # why a run stopped before cfg.steps: "flat" or "time"
+        self.stop_reason: str | None = None  # why a run stopped before cfg.steps: "flat", "time" (None: it did not)
         if resume is not None:
             self._restore(resume)
         self._setup_output()
@@ -620,7 +619,7 @@ class Trainer:
         if self.step % cfg.log_every == 0 or self.step == cfg.steps:
             self._close_log_window(window)
         if cfg.max_minutes > 0 and self.step < cfg.steps and not self.stopped_early and self._out_of_time():
-            self.stopped_early, self.stop_reason = True, "time"
+            self.stop_reason = "time"
             if self.dist.is_main:
                 tqdm.write(f"training clock passed {cfg.max_minutes:g} min at step {self.step}: stopping")
         last = self.step >= cfg.steps or self.stopped_early
@@ -631,6 +630,10 @@ class Trainer:
         if self.hooks.progress is not None:
             self.hooks.progress(self.step, self.step if last else self.planned_steps())
         return last
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason is not None
 
     def _out_of_time(self) -> bool:
         """``max_minutes`` reached, by the ranks' mean clock so that every rank stops at the same step."""
@@ -654,7 +657,7 @@ class Trainer:
         self.log(means, images, images / max(seconds, 1e-9))
         self.style_log.append(means["style"])
         if self._flat():
-            self.stopped_early, self.stop_reason = True, "flat"
+            self.stop_reason = "flat"
             if self.dist.is_main:
                 tqdm.write(f"style loss flat over the last {self.cfg.stop_when_flat} steps: stopping early")
 
