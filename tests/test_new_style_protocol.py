@@ -93,3 +93,18 @@ def test_recipes_table_counts_wins_by_the_protocol_rule_and_names_the_recipe_by_
     assert tuning[1][6] == f"{(0.9 + 1.02 + 0.8) / 3:.3f}"  # mean style over the peer's
     heldout = [r for r in rows if r[2] == "heldout"]
     assert len(heldout) == 2 and heldout[0][5] == "1 of 1" and heldout[0][9] == "-"
+
+
+def test_shortcut_gives_the_same_answer_only_with_the_same_verdicts_and_distances_within_five_percent() -> None:
+    from bench.new_style_shortcut import comparison_rows, same_answer
+
+    never_saw = record("starry_night", 0.45, 0.40, 1.00)  # beats the peer (0.5 / 1.0 / 0.5)
+    assert same_answer(record("starry_night", 0.46, 0.41, 1.02), never_saw) == (True, [])
+    leak = record("starry_night", 0.40, 0.40, 1.00)  # 11 % better style: the flattering leak
+    same, reasons = same_answer(leak, never_saw)
+    assert not same and reasons == ["style 0.89x at 1 min", "style 0.89x at 2 min"]
+    flip = record("starry_night", 0.46, 0.40, 1.00)
+    same, reasons = same_answer(flip, record("starry_night", 0.44, 0.51, 1.00))  # only the shortcut beats the peer
+    assert not same and reasons[0] == "at 1 min only the shortcut beats the peer"
+    rows = comparison_rows(leak, never_saw)
+    assert [r[1] for r in rows] == ["1", "2"] and rows[0][3] == "0.400 / 0.450 (0.89x)" and rows[0][6] == "yes / yes"

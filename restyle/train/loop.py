@@ -616,12 +616,13 @@ class Trainer:
         window.add(floats)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in floats.items() if k != "temporal" or cfg.temporal_weight})
-        if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-            self._close_log_window(window)
         if cfg.max_minutes > 0 and self.step < cfg.steps and not self.stopped_early and self._out_of_time():
             self.stop_reason = "time"
             if self.dist.is_main:
                 tqdm.write(f"training clock passed {cfg.max_minutes:g} min at step {self.step}: stopping")
+        # a run stopped by the clock between log steps still logs its last losses
+        if self.step % cfg.log_every == 0 or self.step >= cfg.steps or self.stopped_early:
+            self._close_log_window(window)
         last = self.step >= cfg.steps or self.stopped_early
         if self.step % cfg.sample_every == 0 or last:
             self.sample_grid()
@@ -656,7 +657,7 @@ class Trainer:
         images = steps * self.cfg.batch_size * self.dist.world_size
         self.log(means, images, images / max(seconds, 1e-9))
         self.style_log.append(means["style"])
-        if self._flat():
+        if not self.stopped_early and self._flat():
             self.stop_reason = "flat"
             if self.dist.is_main:
                 tqdm.write(f"style loss flat over the last {self.cfg.stop_when_flat} steps: stopping early")
