@@ -65,6 +65,7 @@ def comparison_rows(shortcut: dict, never_saw: dict) -> list[list[str]]:
     _, v_short = rows_for(shortcut)
     _, v_never = rows_for(never_saw)
     peer = np.mean(shortcut["peer"], axis=0) if shortcut["peer"] else None
+    full = np.mean(shortcut["full_run"], axis=0) if shortcut["full_run"] else None
     rows = []
     for a, b in zip(shortcut["marks"], never_saw["marks"]):
         ma, mb = np.mean(a["scores"], axis=0), np.mean(b["scores"], axis=0)
@@ -80,6 +81,7 @@ def comparison_rows(shortcut: dict, never_saw: dict) -> list[list[str]]:
                 *[f"{ma[i]:.3f} / {mb[i]:.3f} ({ma[i] / mb[i]:.2f}x)" for i in (0, 2, 1)],
                 " / ".join(verdict),
                 ", ".join(f"{peer[i]:.3f}" for i in (0, 2, 1)) if peer is not None else "-",
+                ", ".join(f"{full[i]:.3f}" for i in (0, 2, 1)) if full is not None else "-",
             ]
         )
     return rows
@@ -149,7 +151,7 @@ def main(argv: list[str]) -> int:
         verdicts.append(f"- {name}: " + ("the same answer" if same else "differs: " + "; ".join(reasons)))
     header = [
         "painting", "minute", "steps", "style dist", "palette dist", "content dist", "beats peer",
-        "peer: style, palette, content",
+        "peer: style, palette, content", "full run (all6's own style)",
     ]  # fmt: skip
     split = {split_of(n) for n in paintings}
     note = (
@@ -160,7 +162,8 @@ def main(argv: list[str]) -> int:
         "**shortcut** (`all6` with P's norm rows removed, what the protocol does to the bundled base) / **never saw "
         "it** (`without-P`) (their ratio), after `--add-style` with today's defaults on "
         + " and ".join(f"{s} photos" for s in sorted(split))
-        + " (the protocol's photos for that painting); 'beats peer': the protocol's rule for each. The rule for "
+        + " (the protocol's photos for that painting); 'beats peer': the protocol's rule for each; 'full run': `all6`'s own "
+        "style of that painting, trained with the other five for the whole base training. The rule for "
         f"'the same answer', fixed before the first result: the same verdict at every mark and every distance within "
         f"{TOLERANCE:.0%}. These bases are far smaller trainings than the bundled one (a few thousand steps from "
         "random weights, no distillation), so this tests the shortcut's leak at that scale, not the bundled chain."
