@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
         f"steps for each: `all6` on the six bundled paintings, `without-P` on the five others). Each cell: "
         "**shortcut** (`all6` with P's norm rows removed, what the protocol does to the bundled base) / **never saw "
         "it** (`without-P`) (their ratio), after `--add-style` with today's defaults on "
-        + " and ".join(f"{s} photos" for s in sorted(split))
+        + " and ".join(f"{'held-out' if s == 'heldout' else s} photos" for s in sorted(split))
         + " (the protocol's photos for that painting); 'beats peer': the protocol's rule for each; 'full run': `all6`'s own "
         "style of that painting, trained with the other five for the whole base training. The rule for "
         f"'the same answer', fixed before the first result: the same verdict at every mark and every distance within "

@@ -590,6 +590,8 @@ class Trainer:
                 signal.signal(signal.SIGTERM, previous_term)
         bar.close()
         final = self.write_final_model()
+        # the other ranks wait for rank 0's final write, so no rank tears the process group down under another
+        D.barrier(self.dist)
         self._report_skipped()
         return final
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -233,7 +234,7 @@ def test_add_style_stops_at_the_training_clock_limit_and_reports_progress_agains
 
     monkeypatch.setattr(loop, "time", TickingClock())
     cfg = TrainConfig(style_images=[style_image], data=photo_dir, out=tmp_path / "run", base=str(base_pt),
-                      steps=60, max_minutes=0.1, batch_size=1, image_size=32, style_size=32, log_every=1)  # fmt: skip
+                      steps=60, max_minutes=0.1, batch_size=1, image_size=32, style_size=32, log_every=4)  # fmt: skip
     seen: list[tuple[int, int]] = []
     trainer = Trainer(cfg, hooks=Hooks(progress=lambda done, total: seen.append((done, total))))
     trainer.run()
@@ -241,6 +242,9 @@ def test_add_style_stops_at_the_training_clock_limit_and_reports_progress_agains
     assert meta["steps"] == 6 and meta["stop_reason"] == "time" and meta["stopped_early"]
     assert seen[0] == (0, 60) and seen[-1] == (6, 6)
     assert seen[1] == (1, 6)  # one step took 1 s of the 6: six steps planned, not sixty
+    # stopped between log steps (every 4th): the last two steps' losses are still logged, and are the card's
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [4, 6] and meta["final_losses"]["style"] == logged[-1]["style"]
     from restyle.train.add_style import export_new_style
 
     card = export_new_style(tmp_path / "run" / "final.pt", exporter="torchscript").with_suffix(".md").read_text()
