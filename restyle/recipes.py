@@ -23,6 +23,12 @@ DEFAULT_BASE = "classics"
 # on the `lite` base: at the 2-minute mark, on the tuning paintings, weight 2 beat the peer on 3 of 5 (Kandinsky and
 # a Hokusai print lost on VGG style) and weight 4 on 5 of 5.
 # A new style starts from the mean of styles trained at a compromise weight; the norms alone need the stronger pull.
+# The style weight is lowered, never raised, for a painting whose style term pulls harder than any tuning painting's:
+# weight x pull (the style loss of the run's fixed batch of untouched training photos against the painting,
+# Trainer.style_pull) stays within 100.3, the default weight times the largest pull among the protocol's tuning
+# paintings (Audubon's warblers, 25.08; `python -m bench new_style --protocol --pull`). The style loss is relative to
+# the painting's own Gram energy, so a faint painting (Dürer's Young Hare, pull 144.6, 5.8x that) made the style term
+# outweigh the content term several times over and dissolved the photo. An explicit --style-weight is used as given.
 # The encoder and residual body train too, at 5e-4 (body_lr): chosen by the protocol on the tuning paintings, where
 # it beat the peer on 5 of 5 already at 1 minute (frozen: 3 of 5) and lowered the mean style distance over the
 # peer's at 2 minutes from 0.88 to 0.86; at 1e-3 Kandinsky lost at 2 minutes (4 of 5). The network is ~2 % of a
@@ -44,4 +50,5 @@ ADD_STYLE_DEFAULTS = {
     "decoder_lr": 3e-3,
     "body_lr": 5e-4,
     "start_from": "mean",
+    "style_pull_max": 100.3,
 }

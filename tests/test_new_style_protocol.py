@@ -108,3 +108,10 @@ def test_shortcut_gives_the_same_answer_only_with_the_same_verdicts_and_distance
     assert not same and reasons[0] == "at 1 min only the shortcut beats the peer"
     rows = comparison_rows(leak, never_saw)
     assert [r[1] for r in rows] == ["1", "2"] and rows[0][3] == "0.400 / 0.450 (0.89x)" and rows[0][6] == "yes / yes"
+
+
+def test_the_pull_limit_comes_from_the_tuning_paintings_alone() -> None:
+    from bench.new_style_pull import limit_from_tuning
+
+    found = {"udnie": 9.0, "the_scream": 24.0, "durer_young_hare_1502": 144.0, "shipwreck": 35.0}
+    assert limit_from_tuning(found, 4.0) == 96.0  # the held-out hare and shipwreck pull harder: not counted

@@ -48,6 +48,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 _EPS = 1e-12
@@ -55,11 +56,19 @@ SCORE_PROJECTIONS = 64  # directions of the palette score (sliced_wasserstein)
 SCORE_QUANTILES = 1024  # quantiles of the palette score
 
 
-def gram_matrix(feat: Tensor) -> Tensor:
-    """(N, C, H, W) -> (N, C, C), normalised by C*H*W so the value does not depend on the image size."""
+def gram_matrix(feat: Tensor, weights: Tensor | None = None) -> Tensor:
+    """(N, C, H, W) -> (N, C, C), normalised by C*H*W so the value does not depend on the image size.
+
+    ``weights`` (N or 1, 1, H', W'), resized to the features by area, weigh each position (a style target with its
+    bare ground counted less: ``restyle.train.ground``); the normaliser is then C times their sum, so all ones give
+    the unweighted Gram.
+    """
     n, c, h, w = feat.shape
     f = feat.float().reshape(n, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    if weights is None:
+        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    wt = F.interpolate(weights.float(), size=(h, w), mode="area").reshape(-1, 1, h * w)
+    return torch.bmm(f * wt, f.transpose(1, 2)) / (c * wt.sum(dim=2, keepdim=True))
 
 
 def relative_error(x: Tensor, target: Tensor) -> Tensor:

@@ -207,6 +207,12 @@ def trained_part(settings: dict) -> str:
     return "only its normalisation parameters (every convolution stays the base's"
 
 
+def pull_row(meta: dict) -> str:
+    """The card's row on how the painting's style pull set the style weight (``style_pull_max``), when it did."""
+    note = meta.get("style_weight_note")
+    return f"\n| style pull | {note} (`restyle/recipes.py`) |" if note else ""
+
+
 def stop_note(meta: dict, settings: dict) -> str:
     """Why a run ended before its planned steps, in words ("" when it ran them all)."""
     if not meta.get("stopped_early"):
@@ -233,6 +239,7 @@ def export_new_style(final: Path, exporter: str = "dynamo") -> Path:
     s = meta["settings"]
     image = meta["style_images"][0]
     losses = meta.get("final_losses", {})
+    weight = meta.get("style_weight", s["style_weight"])  # as trained: lowered by the painting's pull, or as given
     card = f"""# {name}
 
 A new style added to the multi-style base `{s["base"]}` by training {trained_part(s)}; see
@@ -243,9 +250,9 @@ A new style added to the multi-style base `{s["base"]}` by training {trained_par
 | style image | `{image["file"]}` (sha256 `{image["sha256"][:12]}…`) |
 | base | `{s["base"]}` ({record["arch"]}); started from the {meta.get("started_from") or MEAN_START} |
 | steps × batch | {meta["steps"]} × {s["batch_size"]} at {s["image_size"]} px {stop_note(meta, s)} |
-| losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {s["style_weight"]:g} over \
+| losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {weight:.3g} over \
 {", ".join(s["style_layers"])}, TV {s["tv_weight"]:g}, palette {s.get("palette_weight", 0):g}; final style \
-{losses.get("style", 0):.4g}, content {losses.get("content", 0):.4g} |
+{losses.get("style", 0):.4g}, content {losses.get("content", 0):.4g} |{pull_row(meta)}
 | learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; decoder {s['decoder_lr']:g}" if s.get("decoder_lr") else ""}{
         f"; encoder and body {s['body_lr']:g}" if s.get("body_lr") else ""
     } |

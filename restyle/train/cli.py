@@ -35,7 +35,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, help="training crop size in pixels")
     p.add_argument("--style-size", type=int, help="shorter side of the style image when taking Gram targets")
     p.add_argument("--content-weight", type=float)
-    p.add_argument("--style-weight", type=float)
+    p.add_argument(
+        "--style-weight", type=float, help="given with --add-style, used as is: no --style-pull-max limit unless given"
+    )
+    p.add_argument(
+        "--style-pull-max",
+        type=float,
+        help="lower the style weight so that weight x the photos' style loss against the painting stays within this "
+        "(--add-style default: see restyle/recipes.py; 0: off)",
+    )
+    p.add_argument(
+        "--ground-cap",
+        type=float,
+        help="count the painting's bare ground (its most common colour) for at most this share of its style targets",
+    )
     p.add_argument("--tv-weight", type=float)
     p.add_argument(
         "--palette-weight", type=float, help="weight of the colour-distribution term against the style image (0: off)"
@@ -209,7 +222,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--style-image is required (or --add-style IMG for a new style on a trained base)")
         if args.data is None or args.out is None:
             raise UserError("--data and --out are required")
-        values.update(config_values(args))
+        given = config_values(args)
+        if "style_weight" in given and "style_pull_max" not in given:
+            values.pop("style_pull_max", None)  # an explicit style weight is the user's, not lowered by the recipe
+        values.update(given)
         try:
             cfg = TrainConfig(**values)
         except ValidationError as exc:

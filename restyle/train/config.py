@@ -50,6 +50,12 @@ class TrainConfig(BaseModel):
     tv_weight: float = Field(0.5, ge=0)
     # sliced-Wasserstein colour term against the style image (train.losses.palette_loss); 0 leaves it out
     palette_weight: float = Field(0.0, ge=0)
+    # the painting's bare ground (its most common colour, restyle.train.ground) counts for at most this share of its
+    # style targets, Gram and palette; 1 (the default): every pixel as painted
+    ground_cap: float = Field(1.0, gt=0, le=1)
+    # one painting: the style weight is lowered (never raised) so that weight x the style loss of untouched photos
+    # against the painting (its "pull", Trainer.style_pull) stays at most this; 0: the weight as given
+    style_pull_max: float = Field(0.0, ge=0)
     temporal_weight: float = Field(0.0, ge=0)
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: list[str] = Field(default_factory=lambda: list(DEFAULT_STYLE_LAYERS))
@@ -152,6 +158,8 @@ class TrainConfig(BaseModel):
             raise ValueError("a style name is only given when adding a style to a base")
         elif self.decoder_lr > 0 or self.body_lr > 0 or self.start_from != "mean":
             raise ValueError("decoder and body rates and a start style only apply when adding a style to a base")
+        if self.style_pull_max > 0 and len(self.style_images) != 1:
+            raise ValueError("a style pull limit applies to one painting at a time (adding a style)")
         if self.teacher is not None and (self.base is not None or self.temporal_weight > 0):
             raise ValueError("a teacher (distillation) cannot be combined with a base or the temporal loss")
         if any(not 0.1 <= f <= 1.0 for f in self.distill_scales):

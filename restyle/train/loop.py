@@ -38,6 +38,7 @@ from restyle.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from restyle.train.config import TrainConfig, warm_start_steps
 from restyle.train.data import PhotoFolder, ResumableSampler
 from restyle.train.distill import DISTILL_LAYERS, distill_losses, load_teacher, scaled
+from restyle.train.ground import position_weights, weighted_pixels
 from restyle.train.losses import (
     LossTerms,
     content_loss,
@@ -182,6 +183,8 @@ class Trainer:
         self.style_grams = self._style_targets()
         self.palette_dirs, self.palettes = self._palette_targets()
         self.layer_weights = cfg.layer_weights()
+        self.style_weight_note: str | None = None  # how the painting's style pull set the weight (style_pull_max)
+        self.style_weight = self._style_weight()
         self.started_from: str | None = None  # a new style's start (restyle.train.add_style.start_label)
         if cfg.base is not None:
             from restyle.train.add_style import MEAN_START
@@ -266,9 +269,23 @@ class Trainer:
         with torch.no_grad():
             for path in self.cfg.style_images:
                 img = _image_tensor(path, self.cfg.style_size).to(self.device)
+                weights = self._ground_weights(path, img)
                 feats = self.vgg(img, self.cfg.style_layers)
-                per_style.append({k: gram_matrix(v)[0] for k, v in feats.items()})
+                per_style.append({k: gram_matrix(v, weights)[0] for k, v in feats.items()})
         return {k: torch.stack([t[k] for t in per_style]) for k in self.cfg.style_layers}
+
+    def _ground_weights(self, path: Path, img: Tensor, report: bool = True) -> Tensor | None:
+        """Per-pixel weights capping the painting's bare ground at ``cfg.ground_cap`` (None: not capped)."""
+        if self.cfg.ground_cap >= 1.0:
+            return None
+        weights, share = position_weights(img, self.cfg.ground_cap)
+        if report and weights is not None and self.dist.is_main:
+            print(
+                f"{Path(path).name}: bare ground {share:.0%} of the painting, counted as {self.cfg.ground_cap:.0%} "
+                "of its style targets",
+                flush=True,
+            )
+        return weights
 
     def _palette_targets(self, directions: int = 32) -> tuple[Tensor, Tensor]:
         """Fixed random colour directions (K, 3) and each style's sorted pixel projections (S, K, M).
@@ -284,7 +301,8 @@ class Trainer:
         per_style = []
         for path in self.cfg.style_images:
             img = _image_tensor(path, min(self.cfg.style_size, 256)).to(self.device)
-            per_style.append(palette_targets(img[0].reshape(3, -1).T, dirs))
+            pixels = weighted_pixels(img, self._ground_weights(path, img, report=False))
+            per_style.append(palette_targets(pixels, dirs))
         m = min(t.shape[1] for t in per_style)
         pick = [torch.linspace(0, t.shape[1] - 1, m, device=self.device).round().long() for t in per_style]
         return dirs, torch.stack([t[:, i] for t, i in zip(per_style, pick)])
@@ -360,6 +378,36 @@ class Trainer:
                 groups.append({"params": params, "lr_scale": rate / self.cfg.lr})
         return groups
 
+    def _fixed_batch(self, photos: int = 8) -> Tensor:
+        """Training crops of ``photos`` photos spread over the data, the same every run (a fixed seed)."""
+        picks = torch.linspace(0, len(self.dataset) - 1, min(photos, len(self.dataset))).long().tolist()
+        return torch.stack([self.dataset[(j, self.cfg.seed + 777)][0] for j in picks]).to(self.device)
+
+    @torch.no_grad()
+    def style_pull(self, photos: int = 8) -> float:
+        """The style loss of untouched training photos against the (first) painting: how hard the style term pulls
+        at the start, which the painting's own Gram statistics set (``TrainConfig.style_pull_max``)."""
+        x = self._fixed_batch(photos)
+        feats = self.vgg(x, self.cfg.style_layers)
+        targets = {k: g[:1] for k, g in self.style_grams.items()}
+        return float(style_loss(feats, targets, self.layer_weights))
+
+    def _style_weight(self) -> float:
+        """``cfg.style_weight``, lowered so that weight x :meth:`style_pull` stays within ``cfg.style_pull_max``."""
+        cfg = self.cfg
+        if cfg.style_pull_max <= 0:
+            return cfg.style_weight
+        pull = self.style_pull()
+        weight = min(cfg.style_weight, cfg.style_pull_max / max(pull, 1e-8))
+        self.style_weight_note = (
+            f"style weight {cfg.style_weight:g} x pull {pull:.1f} = {cfg.style_weight * pull:.1f}, "
+            + (f"over the limit {cfg.style_pull_max:g}: weight {weight:.3g}" if weight < cfg.style_weight else
+               f"within the limit {cfg.style_pull_max:g}")
+        )  # fmt: skip
+        if self.dist.is_main:
+            print(f"{Path(cfg.style_images[0]).name}: {self.style_weight_note}", flush=True)
+        return weight
+
     @torch.no_grad()
     def _start_from_nearest(self, base: StyleNet, names: list[str], photos: int = 8) -> None:
         """Start the new style from the base style (or their mean) with the lowest style + palette loss.
@@ -370,15 +418,13 @@ class Trainer:
         from restyle.train.add_style import start_label, start_state
 
         cfg = self.cfg
-        seed = cfg.seed + 777
-        picks = torch.linspace(0, len(self.dataset) - 1, min(photos, len(self.dataset))).long().tolist()
-        x = torch.stack([self.dataset[(j, seed)][0] for j in picks]).to(self.device)
+        x = self._fixed_batch(photos)
         zeros = torch.zeros(x.shape[0], dtype=torch.long)
         best: tuple[float, int | None] | None = None
         for start in [None, *range(base.num_styles)]:
             self.net.load_state_dict(start_state(base, start))
             terms = self.losses(x, zeros)
-            score = cfg.style_weight * float(terms.style) + cfg.palette_weight * float(terms.palette or 0.0)
+            score = self.style_weight * float(terms.style) + cfg.palette_weight * float(terms.palette or 0.0)
             if best is None or score < best[0]:
                 best = (score, start)
         assert best is not None
@@ -412,7 +458,7 @@ class Trainer:
         targets = {k: g[idx] for k, g in self.style_grams.items()}
         s = style_loss({k: feats_y[k] for k in cfg.style_layers}, targets, self.layer_weights)
         tv = total_variation(y.float())
-        total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv + cfg.temporal_weight * temporal
+        total = cfg.content_weight * c + self.style_weight * s + cfg.tv_weight * tv + cfg.temporal_weight * temporal
         palette = None
         if cfg.palette_weight > 0:
             palette = palette_loss(y, x, self.palettes[idx], self.palette_dirs)
@@ -537,6 +583,8 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "stop_reason": self.stop_reason,
             "started_from": self.started_from,
+            "style_weight": self.style_weight,  # cfg.style_weight, or lower by the painting's pull (style_pull_max)
+            "style_weight_note": self.style_weight_note,
             "final_losses": self.last_losses,
             "train_seconds": round(self.elapsed, 1),
             "hardware": describe_device(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
