@@ -158,8 +158,10 @@ class TrainConfig(BaseModel):
             raise ValueError("a style name is only given when adding a style to a base")
         elif self.decoder_lr > 0 or self.body_lr > 0 or self.start_from != "mean":
             raise ValueError("decoder and body rates and a start style only apply when adding a style to a base")
-        if self.style_pull_max > 0 and len(self.style_images) != 1:
-            raise ValueError("a style pull limit applies to one painting at a time (adding a style)")
+        if self.style_pull_max > 0 and (len(self.style_images) != 1 or self.teacher is not None):
+            raise ValueError(
+                "a style pull limit applies to one painting with Gram targets (adding a style, no teacher)"
+            )
         if self.teacher is not None and (self.base is not None or self.temporal_weight > 0):
             raise ValueError("a teacher (distillation) cannot be combined with a base or the temporal loss")
         if any(not 0.1 <= f <= 1.0 for f in self.distill_scales):

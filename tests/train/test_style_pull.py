@@ -65,6 +65,8 @@ def test_a_pull_limit_takes_one_painting(style_image: Path, faint_style: Path, p
 
     with pytest.raises(ValidationError, match="one painting"):
         TrainConfig(style_images=[style_image, faint_style], data=photo_dir, out=tmp_path, style_pull_max=10)
+    with pytest.raises(ValidationError, match="no teacher"):
+        TrainConfig(style_images=[style_image], data=photo_dir, out=tmp_path, style_pull_max=10, teacher="classics")
 
 
 @pytest.fixture(scope="module")
