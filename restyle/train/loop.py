@@ -183,8 +183,8 @@ class Trainer:
         self.style_grams = self._style_targets()
         self.palette_dirs, self.palettes = self._palette_targets()
         self.layer_weights = cfg.layer_weights()
-        self.style_weight_note: str | None = None  # how the painting's style pull set the weight (style_pull_max)
-        self.style_weight = self._style_weight()
+        # the weight the style term trains at, and (style_pull_max) how the painting's pull set it
+        self.style_weight, self.style_weight_note = self._style_weight()
         self.started_from: str | None = None  # a new style's start (restyle.train.add_style.start_label)
         if cfg.base is not None:
             from restyle.train.add_style import MEAN_START
@@ -392,21 +392,22 @@ class Trainer:
         targets = {k: g[:1] for k, g in self.style_grams.items()}
         return float(style_loss(feats, targets, self.layer_weights))
 
-    def _style_weight(self) -> float:
-        """``cfg.style_weight``, lowered so that weight x :meth:`style_pull` stays within ``cfg.style_pull_max``."""
+    def _style_weight(self) -> tuple[float, str | None]:
+        """``cfg.style_weight``, lowered so that weight x :meth:`style_pull` stays within ``cfg.style_pull_max``, and
+        a line saying so (None without a limit)."""
         cfg = self.cfg
         if cfg.style_pull_max <= 0:
-            return cfg.style_weight
+            return cfg.style_weight, None
         pull = self.style_pull()
         weight = min(cfg.style_weight, cfg.style_pull_max / max(pull, 1e-8))
-        self.style_weight_note = (
+        note = (
             f"style weight {cfg.style_weight:g} x pull {pull:.1f} = {cfg.style_weight * pull:.1f}, "
             + (f"over the limit {cfg.style_pull_max:g}: weight {weight:.3g}" if weight < cfg.style_weight else
                f"within the limit {cfg.style_pull_max:g}")
         )  # fmt: skip
         if self.dist.is_main:
-            print(f"{Path(cfg.style_images[0]).name}: {self.style_weight_note}", flush=True)
-        return weight
+            print(f"{Path(cfg.style_images[0]).name}: {note}", flush=True)
+        return weight, note
 
     @torch.no_grad()
     def _start_from_nearest(self, base: StyleNet, names: list[str], photos: int = 8) -> None:
