@@ -2,9 +2,10 @@
 
     python -m bench new_style --protocol [--split heldout|tuning|all] [--paintings a,b] [--base classics]
         [--photos 6] [--minutes 1,2,5] [--set KEY=VALUE ...] [--out out/new-style-protocol] [--write docs/benchmarks.md]
+    python -m bench new_style --protocol --recipes | --pull | --shortcut | --compare OLD,NEW | --tone RECIPE   (views)
 
 ``bench new_style`` judges ``restyle train --add-style`` on one painting; this
-judges it on fifteen, split once into paintings where recipes are chosen
+judges it on seventeen, split once into paintings where recipes are chosen
 (``TUNING``) and paintings only reported on (``HELDOUT``). For each painting of
 the chosen split:
 
@@ -459,7 +460,21 @@ def main(argv: list[str]) -> int:
         "--shortcut", action="store_true", help="the leave-one-out shortcut checked (bench/new_style_shortcut.py)"
     )
     p.add_argument("--pull", action="store_true", help="each painting's style pull (bench/new_style_pull.py)")
+    p.add_argument(
+        "--compare", metavar="OLD,NEW", help="two recipes' pictures side by side (bench/new_style_compare.py)"
+    )
+    p.add_argument(
+        "--tone", metavar="RECIPE", help="tone structure kept, ours and the peer's (bench/new_style_tone.py)"
+    )
     args, _ = p.parse_known_args(argv)
+    if args.tone:
+        from bench.new_style_tone import main as tone
+
+        return tone(argv)
+    if args.compare:
+        from bench.new_style_compare import main as compare
+
+        return compare(argv)
     if args.recipes:
         from bench.new_style_recipes import main as recipes
 

@@ -273,7 +273,8 @@ class Settings(RuntimeSettings):
         ADD_STYLE_DEFAULTS["style_size"],
         ge=32,
         le=2048,
-        description="Shorter side of the style image when its Gram targets are taken (--style-size).",
+        description="Shorter side of the style image when its Gram targets are taken (--style-size); the recipe's "
+        "further sizes (style_sizes in restyle/recipes.py) are averaged in.",
     )
     style_photos: Path | None = Field(
         None,

@@ -115,3 +115,49 @@ def test_the_pull_limit_comes_from_the_tuning_paintings_alone() -> None:
 
     found = {"udnie": 9.0, "the_scream": 24.0, "durer_young_hare_1502": 144.0, "shipwreck": 35.0}
     assert limit_from_tuning(found, 4.0) == 96.0  # the held-out hare and shipwreck pull harder: not counted
+
+
+def test_compare_shows_one_row_per_painting_both_recipes_have(tmp_path: Path) -> None:
+    import numpy as np
+
+    from bench.new_style_compare import main as compare
+    from restyle.imaging import decode_image, save_image
+
+    def results(recipe: str, paintings: list[str], shade: float) -> None:
+        (tmp_path / recipe).mkdir()
+        (tmp_path / recipe / "recipe.json").write_text("{}")
+        for name in paintings:
+            tiles = tmp_path / recipe / f"{name}__1-2min__6photos"
+            tiles.mkdir()
+            for tile in ("painting", "photo", "2min", "peer"):
+                save_image(np.full((32, 48, 3), shade, np.float32), tiles / f"{tile}.jpg")
+
+    results("old", ["udnie", "the_scream"], 0.2)
+    results("new", ["udnie", "the_scream", "shipwreck"], 0.8)
+    target = tmp_path / "new" / "new_style_recipe_compare.jpg"
+    assert compare(["--compare", "old,new", "--out", str(tmp_path)]) == 0
+    both = decode_image(target)
+    assert compare(["--compare", "old,new", "--out", str(tmp_path), "--paintings", "udnie"]) == 0
+    one = decode_image(target)
+    row = both.shape[0] - one.shape[0]  # shipwreck (new only) is left out: two rows against one
+    assert row > 0 and one.shape[0] - row < row and both.shape[1] == one.shape[1]
+    with pytest.raises(SystemExit, match="shipwreck has no 2min tile in both"):
+        compare(["--compare", "old,new", "--out", str(tmp_path), "--paintings", "shipwreck"])
+    with pytest.raises(SystemExit, match="no protocol results for recipe gone"):
+        compare(["--compare", "old,gone", "--out", str(tmp_path)])
+
+
+def test_tone_structure_sees_a_photo_faded_into_paper_not_its_recolouring_or_strokes() -> None:
+    import numpy as np
+    from skimage import data
+
+    from bench.new_style_tone import tone_structure
+
+    photo = data.astronaut().astype(np.float32) / 255
+    grey = photo @ np.array([0.299, 0.587, 0.114], np.float32)
+    sepia = np.clip(grey[..., None] * np.array([1.1, 0.95, 0.75], np.float32), 0, 1)  # recoloured, tones kept
+    strokes = np.clip(photo + np.random.default_rng(0).normal(0, 0.1, photo.shape).astype(np.float32), 0, 1)
+    faded = 0.85 + 0.15 * photo  # the photo fading into pale paper
+    assert tone_structure(photo, photo) == pytest.approx(1.0)
+    assert tone_structure(sepia, photo) > 0.9 and tone_structure(strokes, photo) > 0.9
+    assert tone_structure(faded, photo) < 0.6

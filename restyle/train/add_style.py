@@ -207,6 +207,12 @@ def trained_part(settings: dict) -> str:
     return "only its normalisation parameters (every convolution stays the base's"
 
 
+def style_sizes(settings: dict) -> str:
+    """The painting's sizes its Gram targets were averaged over: ``384`` or ``384 + 256``."""
+    sizes = dict.fromkeys([settings["style_size"], *settings.get("style_sizes", [])])
+    return " + ".join(str(v) for v in sizes)
+
+
 def pull_row(meta: dict) -> str:
     """The card's row on how the painting's style pull set the style weight (``style_pull_max``), when it did."""
     note = meta.get("style_weight_note")
@@ -251,7 +257,8 @@ A new style added to the multi-style base `{s["base"]}` by training {trained_par
 | base | `{s["base"]}` ({record["arch"]}); started from the {meta.get("started_from") or MEAN_START} |
 | steps × batch | {meta["steps"]} × {s["batch_size"]} at {s["image_size"]} px {stop_note(meta, s)} |
 | losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {weight:.3g} over \
-{", ".join(s["style_layers"])}, TV {s["tv_weight"]:g}, palette {s.get("palette_weight", 0):g}; final style \
+{", ".join(s["style_layers"])} (Gram targets at {style_sizes(s)} px), TV {s["tv_weight"]:g}, palette {
+        s.get("palette_weight", 0):g}; final style \
 {losses.get("style", 0):.4g}, content {losses.get("content", 0):.4g} |{pull_row(meta)}
 | learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; decoder {s['decoder_lr']:g}" if s.get("decoder_lr") else ""}{
         f"; encoder and body {s['body_lr']:g}" if s.get("body_lr") else ""

@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int, help="training crop size in pixels")
     p.add_argument("--style-size", type=int, help="shorter side of the style image when taking Gram targets")
+    p.add_argument(
+        "--style-sizes",
+        type=lambda text: [int(v) for v in text.split(",") if v.strip()],
+        metavar="N,N",
+        help="more shorter sides of the style image: the Gram targets are the mean over these and --style-size",
+    )
     p.add_argument("--content-weight", type=float)
     p.add_argument(
         "--style-weight", type=float, help="given with --add-style, used as is: no --style-pull-max limit unless given"

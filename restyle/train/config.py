@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(4, gt=0)
     image_size: int = Field(256, ge=32)
     style_size: int = Field(512, ge=32)
+    # more sizes of each painting (shorter side, px): its Gram targets are the mean of every size's, style_size's
+    # included, so the network matches the painting's strokes at more than one scale; empty: style_size alone
+    style_sizes: list[Annotated[int, Field(ge=32)]] = Field(default_factory=list)
     content_weight: float = Field(1.0, ge=0)
     style_weight: float = Field(1.0, ge=0)
     tv_weight: float = Field(0.5, ge=0)

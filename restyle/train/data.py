@@ -58,8 +58,11 @@ class PhotoFolder(Dataset):
     counted by the training loop).
     """
 
-    def __init__(self, root: Path, image_size: int, cache: bool = True, scale: tuple[float, float] = (0.25, 1.0)):
-        all_files = find_photos(Path(root))
+    def __init__(
+        self, root: Path | list[Path], image_size: int, cache: bool = True, scale: tuple[float, float] = (0.25, 1.0)
+    ):
+        # a folder tree, or a fixed list of photos (the style pull's reference photos: restyle.train.pull)
+        all_files = list(root) if isinstance(root, list) else find_photos(Path(root))
         self.files = [p for p in all_files if _header_ok(p)]
         self.skipped_on_scan = [p for p in all_files if p not in set(self.files)]
         if not self.files:

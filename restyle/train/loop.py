@@ -267,11 +267,15 @@ class Trainer:
             return {}
         per_style = []
         with torch.no_grad():
+            sizes = list(dict.fromkeys([self.cfg.style_size, *self.cfg.style_sizes]))
             for path in self.cfg.style_images:
-                img = _image_tensor(path, self.cfg.style_size).to(self.device)
-                weights = self._ground_weights(path, img)
-                feats = self.vgg(img, self.cfg.style_layers)
-                per_style.append({k: gram_matrix(v, weights)[0] for k, v in feats.items()})
+                grams: dict[str, Tensor] = {}
+                for i, size in enumerate(sizes):
+                    img = _image_tensor(path, size).to(self.device)
+                    weights = self._ground_weights(path, img, report=i == 0)
+                    for k, v in self.vgg(img, self.cfg.style_layers).items():
+                        grams[k] = grams.get(k, 0) + gram_matrix(v, weights)[0] / len(sizes)
+                per_style.append(grams)
         return {k: torch.stack([t[k] for t in per_style]) for k in self.cfg.style_layers}
 
     def _ground_weights(self, path: Path, img: Tensor, report: bool = True) -> Tensor | None:
@@ -384,10 +388,13 @@ class Trainer:
         return torch.stack([self.dataset[(j, self.cfg.seed + 777)][0] for j in picks]).to(self.device)
 
     @torch.no_grad()
-    def style_pull(self, photos: int = 8) -> float:
-        """The style loss of untouched training photos against the (first) painting: how hard the style term pulls
-        at the start, which the painting's own Gram statistics set (``TrainConfig.style_pull_max``)."""
-        x = self._fixed_batch(photos)
+    def style_pull(self) -> float:
+        """The style loss of untouched photos (fixed crops of the bundled reference photos, restyle.train.pull)
+        against the (first) painting: how hard the style term pulls at the start, which the painting's own Gram
+        statistics set (``TrainConfig.style_pull_max``)."""
+        from restyle.train.pull import reference_batch
+
+        x = reference_batch(self.cfg.image_size).to(self.device)
         feats = self.vgg(x, self.cfg.style_layers)
         targets = {k: g[:1] for k, g in self.style_grams.items()}
         return float(style_loss(feats, targets, self.layer_weights))

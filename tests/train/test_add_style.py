@@ -11,6 +11,7 @@ import torch
 from restyle.cli import main
 from restyle.models.serialization import load_model, read_model_record, save_model
 from restyle.models.transformer import build_network
+from restyle.recipes import ADD_STYLE_DEFAULTS
 from restyle.train.add_style import (
     DECODER_LAYERS,
     flattened,
@@ -112,6 +113,9 @@ def test_add_style_cli_with_norms_only_trains_the_norms_and_exports_a_single_sty
     assert Stylizer(model).style_names == ["my-stripes"]
     card = (out / "my-stripes.md").read_text()
     assert str(base_onnx) in card and "3 × 1 at 32 px" in card
+    # the recipe's further sizes of the painting (restyle.recipes) join --style-size in the Gram targets
+    sizes = " + ".join(str(v) for v in dict.fromkeys([32, *ADD_STYLE_DEFAULTS["style_sizes"]]))
+    assert f"(Gram targets at {sizes} px)" in card and " + " in sizes
     assert f"new style: {model}" in captured.out
 
 

@@ -21,7 +21,8 @@ def trainer(style: Path, photos: Path, out: Path, **values):
     from restyle.train.config import TrainConfig
     from restyle.train.loop import Trainer
 
-    return Trainer(TrainConfig(style_images=[style], data=photos, out=out, image_size=32, style_size=64, **values))
+    values = {"image_size": 32, "style_size": 64, **values}
+    return Trainer(TrainConfig(style_images=[style], data=photos, out=out, **values))
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +103,16 @@ def test_an_explicit_style_weight_is_used_as_given_not_lowered_by_the_recipe(
     assert meta["settings"]["style_pull_max"] == 0 and meta["style_weight"] == 2.0
     assert meta["style_weight_note"] is None
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["style_weight"] == 2.0
+
+
+def test_multi_size_gram_targets_are_the_mean_of_each_sizes_targets(
+    style_image: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    small = trainer(style_image, photo_dir, tmp_path / "s", style_size=48).style_grams
+    large = trainer(style_image, photo_dir, tmp_path / "l").style_grams  # style_size 64
+    both = trainer(style_image, photo_dir, tmp_path / "b", style_sizes=[48]).style_grams
+    for layer, gram in both.items():
+        assert not torch.allclose(
+            small[layer], large[layer], rtol=1e-3
+        )  # the sizes differ, so the mean means something
+        torch.testing.assert_close(gram, (small[layer] + large[layer]) / 2)

@@ -112,9 +112,15 @@ def test_every_config_field_has_a_flag_and_reaches_the_config(tmp_path: Path) ->
             continue
         flag = "--" + name.replace("_", "-")
         value = {int: "7", float: "0.5"}.get(field.annotation, "x")  # type: ignore[call-overload]
-        value = {"lr_schedule": "constant", "start_from": "nearest", "distill_scales": "0.5,1"}.get(name, value)
+        value = {
+            "lr_schedule": "constant",
+            "start_from": "nearest",
+            "distill_scales": "0.5,1",
+            "style_sizes": "256,320",
+        }.get(name, value)
         got = config_values(parser.parse_args([*base, flag, value]))
         assert name in got, f"{flag} did not reach TrainConfig.{name}"
     got = config_values(parser.parse_args([*base, "--style-layers", "relu1_1:2,relu2_1", "--no-amp"]))
     assert got["style_layers"] == ["relu1_1", "relu2_1"] and got["style_layer_weights"] == [2.0, 1.0]
     assert got["amp"] is False
+    assert config_values(parser.parse_args([*base, "--style-sizes", "256,320"]))["style_sizes"] == [256, 320]
