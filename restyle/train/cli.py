@@ -59,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--palette-weight", type=float, help="weight of the colour-distribution term against the style image (0: off)"
     )
+    p.add_argument(
+        "--tone-weight",
+        type=float,
+        help="weight of the term keeping the photo's tones (luminance at 1/8 scale; 0: off)",
+    )
     p.add_argument("--temporal-weight", type=float, help="weight of the video-free temporal consistency loss")
     p.add_argument("--content-layer")
     p.add_argument(

@@ -53,6 +53,8 @@ class TrainConfig(BaseModel):
     tv_weight: float = Field(0.5, ge=0)
     # sliced-Wasserstein colour term against the style image (train.losses.palette_loss); 0 leaves it out
     palette_weight: float = Field(0.0, ge=0)
+    # the photo's tonal layout (luminance at 1/8 scale, train.losses.tone_loss) kept; 0 leaves it out
+    tone_weight: float = Field(0.0, ge=0)
     # the painting's bare ground (its most common colour, restyle.train.ground) counts for at most this share of its
     # style targets, Gram and palette; 1 (the default): every pixel as painted
     ground_cap: float = Field(1.0, gt=0, le=1)

@@ -46,6 +46,7 @@ from restyle.train.losses import (
     palette_loss,
     palette_targets,
     style_loss,
+    tone_loss,
     total_variation,
 )
 from restyle.train.temporal import temporal_loss
@@ -467,11 +468,14 @@ class Trainer:
         s = style_loss({k: feats_y[k] for k in cfg.style_layers}, targets, self.layer_weights)
         tv = total_variation(y.float())
         total = cfg.content_weight * c + self.style_weight * s + cfg.tv_weight * tv + cfg.temporal_weight * temporal
-        palette = None
+        palette = tone = None
         if cfg.palette_weight > 0:
             palette = palette_loss(y, x, self.palettes[idx], self.palette_dirs)
             total = total + cfg.palette_weight * palette
-        return LossTerms(content=c, style=s, tv=tv, temporal=temporal.float(), total=total, palette=palette)
+        if cfg.tone_weight > 0:
+            tone = tone_loss(y, x)
+            total = total + cfg.tone_weight * tone
+        return LossTerms(content=c, style=s, tv=tv, temporal=temporal.float(), total=total, palette=palette, tone=tone)
 
     def identity_warm_start(self) -> None:
         """Teach the network to reproduce its input (pixel L1, no VGG) before the perceptual steps.

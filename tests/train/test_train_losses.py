@@ -152,3 +152,32 @@ def test_palette_loss_gradient_moves_the_colours_towards_the_painting():
     assert final < 0.3
     mean = y.detach().mean(dim=(0, 2, 3))
     assert mean[2] > mean[0]  # blue now dominates red, as in the painting
+
+
+def test_tone_loss_counts_the_photos_faded_layout_not_its_brightness_or_colour() -> None:
+    from skimage import data
+
+    from restyle.train.losses import tone_loss
+
+    photo = torch.from_numpy(data.astronaut()[:256, :256].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    grey = (photo * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True).repeat(1, 3, 1, 1)
+    assert float(tone_loss(photo, photo)) == pytest.approx(0.0, abs=1e-7)
+    assert float(tone_loss(photo + 0.1, photo)) == pytest.approx(0.0, abs=1e-6)  # brighter: the palette's business
+    assert float(tone_loss(grey, photo)) == pytest.approx(0.0, abs=1e-6)  # colour gone, tones kept
+    assert float(tone_loss(torch.full_like(photo, 0.8), photo)) == pytest.approx(1.0)  # faded away
+    assert float(tone_loss(0.9 + 0.1 * photo, photo)) == pytest.approx(0.81, rel=1e-3)  # a tenth of its contrast left
+
+
+def test_the_tone_term_joins_the_total_at_its_weight(style_image: Path, photo_dir: Path, tmp_path: Path) -> None:
+    from restyle.train.loop import Trainer
+
+    trainer = Trainer(
+        TrainConfig(style_images=[style_image], data=photo_dir, out=tmp_path, image_size=32, style_size=64,
+                    tone_weight=3.0)
+    )  # fmt: skip
+    x = trainer._fixed_batch(2)
+    terms = trainer.losses(x, torch.zeros(2, dtype=torch.long))
+    cfg = trainer.cfg
+    expected = cfg.content_weight * terms.content + trainer.style_weight * terms.style + cfg.tv_weight * terms.tv
+    assert terms.tone is not None and float(terms.tone.detach()) > 0 and "tone" in terms.as_floats()
+    assert float(terms.total.detach()) == pytest.approx(float((expected + 3.0 * terms.tone).detach()), rel=1e-5)
