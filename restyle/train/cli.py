@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style-size", type=int, help="shorter side of the style image when taking Gram targets")
     p.add_argument(
         "--style-sizes",
-        type=lambda text: [int(v) for v in text.split(",") if v.strip()],
+        type=pixel_sizes,
         metavar="N,N",
         help="more shorter sides of the style image: the Gram targets are the mean over these and --style-size",
     )
@@ -187,6 +187,14 @@ def config_values(args: argparse.Namespace) -> dict[str, object]:
     if args.no_amp:
         values["amp"] = False
     return values
+
+
+def pixel_sizes(text: str) -> list[int]:
+    """``256,320`` -> ``[256, 320]`` (``''``: none), for ``--style-sizes``."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes in pixels separated by commas, like 256,320: {text!r}") from None
 
 
 def parse_style_layers(text: str) -> dict[str, list]:
