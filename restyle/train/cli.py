@@ -194,7 +194,9 @@ def pixel_sizes(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes in pixels separated by commas, like 256,320: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected sizes in pixels separated by commas, like 256,320: {text!r}"
+        ) from None
 
 
 def parse_style_layers(text: str) -> dict[str, list]:
