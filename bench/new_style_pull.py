@@ -13,9 +13,10 @@ photos, ``restyle.train.pull``: the same for every training folder) against
 the painting; ``--add-style`` lowers the weight so that weight x pull stays
 within what the defaults were chosen on.
 
-This prints each painting's pull and derives the limit from the **tuning** paintings alone: the largest pull among
-them times the default style weight. The held-out paintings are only
-reported, with the weight the limit gives them.
+This prints each painting's pull and derives the limit from the **tuning**
+paintings alone: the largest pull among them times the default style weight.
+The held-out paintings are only reported, with the weight the limit gives
+them.
 """
 
 from __future__ import annotations

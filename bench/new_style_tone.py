@@ -35,19 +35,19 @@ def tone(image: np.ndarray) -> np.ndarray:
     """Luminance (Rec. 601) of an ``HxWx3`` float image, area-resized to ``SIDE`` px on its longer side."""
     import cv2
 
+    from restyle.imaging import long_side_size, resize
+
     gray = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-    scale = SIDE / max(gray.shape)
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return resize(gray, *long_side_size(*gray.shape, SIDE))
 
 
 def tone_structure(output: np.ndarray, photo: np.ndarray) -> float:
     """SSIM of the two images' tones (:func:`tone`); the output is resized to the photo's shape first."""
-    import cv2
     from skimage.metrics import structural_similarity
 
-    if output.shape[:2] != photo.shape[:2]:
-        output = cv2.resize(output, (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_AREA)
+    from restyle.imaging import resize
+
+    output = resize(output, *photo.shape[:2])
     return float(structural_similarity(tone(photo), tone(output), data_range=1.0))
 
 
