@@ -8,6 +8,10 @@ number is what ``restyle train`` sustains when data loading keeps up:
 * ``distill``: the bundled ``classics`` network's forward (the teacher, no
   gradient), the student's forward, VGG19 to relu2_1 on both outputs, pixel
   and feature losses, backward, Adam (its six styles, bundled thumbnails).
+
+``precision``: on a CPU with native bf16 (``restyle.train.loop.cpu_has_native_bf16``)
+each perceptual run is timed twice, with VGG in bf16 (the default) and all in fp32
+(``--no-amp``), in the same run; on CUDA the whole step runs in bf16/fp16.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import torch
 
 from restyle.train.config import TrainConfig
-from restyle.train.loop import Trainer
+from restyle.train.loop import Trainer, cpu_has_native_bf16
 
 SECTION = "Training speed"
 
@@ -28,7 +32,9 @@ SECTION = "Training speed"
 RUNS = (("johnson", "perceptual"), ("fast", "perceptual"), ("lite", "perceptual"), ("lite", "distill"))
 
 
-def measure(arch: str, recipe: str, device: str, size: int, batch: int, steps: int, photos: Path, style: Path) -> float:
+def measure(
+    arch: str, recipe: str, device: str, size: int, batch: int, steps: int, photos: Path, style: Path, amp: bool = True
+) -> float:
     styles: dict = {"style_images": [style]}
     if recipe == "distill":
         from restyle.runtime.registry import BUNDLED_DIR, Registry
@@ -37,7 +43,7 @@ def measure(arch: str, recipe: str, device: str, size: int, batch: int, steps: i
         styles = {"style_images": [BUNDLED_DIR / f"{n}.jpg" for n in names], "teacher": "classics"}
     cfg = TrainConfig(
         **styles, data=photos, out=Path("/tmp/restyle-bench-train"), arch=arch, device=device,
-        image_size=size, style_size=size, batch_size=batch, amp=True,
+        image_size=size, style_size=size, batch_size=batch, amp=amp,
     )  # fmt: skip
     trainer = Trainer(cfg)
     x = torch.rand(batch, 3, size, size)
@@ -65,14 +71,32 @@ def run(args: argparse.Namespace) -> tuple[list[str], list[list[str]]]:
             else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
         )
         steps = args.steps if device == "cpu" else args.steps * 10
+        if device == "cuda":
+            precisions = [("mixed (bf16/fp16)", True)]
+        elif cpu_has_native_bf16():
+            precisions = [("VGG in bf16", True), ("fp32 (--no-amp)", False)]
+        else:
+            precisions = [("fp32 (no native bf16)", True)]
         for arch, recipe in RUNS:
             if arch not in args.archs.split(","):
                 continue
-            rate = measure(arch, recipe, device, args.size, args.batch, steps, photos, style)
-            rows.append(
-                [arch, recipe, name, f"{args.size}", f"{args.batch}", f"{rate:.2f}", f"{args.batch / rate:.2f}"]
-            )
-    return ["arch", "recipe", "device", "size", "batch", "images/s", "s/step"], rows
+            # distillation's VGG stays fp32 on a CPU (restyle.train.distill)
+            cpu_distill = device == "cpu" and recipe == "distill"
+            for label, amp in [("fp32", True)] if cpu_distill else precisions:
+                rate = measure(arch, recipe, device, args.size, args.batch, steps, photos, style, amp)
+                rows.append(
+                    [
+                        arch,
+                        recipe,
+                        name,
+                        label,
+                        f"{args.size}",
+                        f"{args.batch}",
+                        f"{rate:.2f}",
+                        f"{args.batch / rate:.2f}",
+                    ]
+                )
+    return ["arch", "recipe", "device", "precision", "size", "batch", "images/s", "s/step"], rows
 
 
 def main(argv: list[str] | None = None) -> None:

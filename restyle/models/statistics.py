@@ -114,7 +114,7 @@ def sliced_w1(proj: Tensor, targets: Tensor) -> Tensor:
     return (proj - targets[..., idx]).abs().mean(dim=(1, 2))
 
 
-def palette_loss(y: Tensor, x: Tensor, targets: Tensor, directions: Tensor) -> Tensor:
+def palette_loss(y: Tensor, x: Tensor, targets: Tensor, directions: Tensor, pixels: Tensor | None = None) -> Tensor:
     """Sliced Wasserstein-1 distance of the output's colours to the style image's, relative to the photo's own.
 
     The palette distance (1: as far from the painting's colours as the
@@ -127,13 +127,34 @@ def palette_loss(y: Tensor, x: Tensor, targets: Tensor, directions: Tensor) -> T
     only through second moments mixed with edges.
     ``y`` and ``x`` are (N, 3, H, W) outputs and photos; ``targets`` (N, K, M)
     the sorted style projections of each sample's style (:func:`palette_targets`).
+    ``pixels`` (P,) flat pixel indices: both the output and the photo are measured on those pixels only (the same
+    for every sample). Sorting every pixel of a 4 x 128 x 128 batch along 32 directions takes about 0.2 s of a 0.85 s
+    step on a 2-core CPU; a fresh random quarter of them each step (:func:`palette_pixels`) costs a quarter of that,
+    and the estimate of the same distance stays unbiased.
     """
     n = y.shape[0]
-    proj_y = torch.sort(torch.einsum("nchw,kc->nkhw", y.float(), directions).reshape(n, len(directions), -1)).values
+
+    def projections(img: Tensor) -> Tensor:
+        flat = img.float().reshape(n, img.shape[1], -1)
+        if pixels is not None:
+            flat = flat[:, :, pixels]
+        return torch.sort(torch.einsum("ncp,kc->nkp", flat, directions)).values
+
+    proj_y = projections(y)
     with torch.no_grad():
-        proj_x = torch.sort(torch.einsum("nchw,kc->nkhw", x.float(), directions).reshape(n, len(directions), -1)).values
+        proj_x = projections(x)
         photo = sliced_w1(proj_x, targets).clamp_min(1e-3)
     return (sliced_w1(proj_y, targets) / photo).mean()
+
+
+def palette_pixels(height: int, width: int, count: int, seed: int, device: torch.device | None = None) -> Tensor:
+    """``count`` distinct flat pixel indices of a ``height`` x ``width`` image, a deterministic function of ``seed``
+    (the training step: a resumed run measures the same pixels); every pixel when ``count`` is 0 or covers them."""
+    total = height * width
+    if count <= 0 or count >= total:
+        return torch.arange(total, device=device)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(total, generator=gen)[:count].to(device)
 
 
 def score_directions(projections: int = SCORE_PROJECTIONS, channels: int = 3) -> np.ndarray:

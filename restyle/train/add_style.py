@@ -213,6 +213,12 @@ def style_sizes(settings: dict) -> str:
     return " + ".join(str(v) for v in sizes)
 
 
+def palette_note(settings: dict) -> str:
+    """`` (on at most 4096 random pixels a step)`` when the palette term was sampled (``palette_samples``), else empty."""
+    n = settings.get("palette_samples", 0)
+    return f" (on at most {n} random pixels a step)" if n and settings.get("palette_weight", 0) else ""
+
+
 def pull_row(meta: dict) -> str:
     """The card's row on how the painting's style pull set the style weight (``style_pull_max``), when it did."""
     note = meta.get("style_weight_note")
@@ -258,12 +264,12 @@ A new style added to the multi-style base `{s["base"]}` by training {trained_par
 | steps × batch | {meta["steps"]} × {s["batch_size"]} at {s["image_size"]} px {stop_note(meta, s)} |
 | losses | content {s["content_weight"]:g} at `{s["content_layer"]}`, style {weight:.3g} over \
 {", ".join(s["style_layers"])} (Gram targets at {style_sizes(s)} px), TV {s["tv_weight"]:g}, palette {
-        s.get("palette_weight", 0):g}; final style \
+        s.get("palette_weight", 0):g}{palette_note(s)}; final style \
 {losses.get("style", 0):.4g}, content {losses.get("content", 0):.4g} |{pull_row(meta)}
 | learning rate | {s["lr"]:g} ({s["lr_schedule"]}){f"; decoder {s['decoder_lr']:g}" if s.get("decoder_lr") else ""}{
         f"; encoder and body {s['body_lr']:g}" if s.get("body_lr") else ""
     } |
-| hardware | {meta["hardware"]} |
+| hardware | {meta["hardware"]}{f", {meta['precision']}" if meta.get("precision") else ""} |
 | training time | {meta["train_seconds"]:.0f} s |
 """
     atomic_write_bytes(out.with_suffix(".md"), card.encode())

@@ -60,6 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--palette-weight", type=float, help="weight of the colour-distribution term against the style image (0: off)"
     )
     p.add_argument(
+        "--palette-samples",
+        type=int,
+        help="measure the colour term on this many random pixels of each crop, new ones each step (0: every pixel)",
+    )
+    p.add_argument(
         "--tone-weight",
         type=float,
         help="weight of the term keeping the photo's tones (luminance at 1/8 scale; 0: off)",
@@ -104,7 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu or cuda[:N]")
     p.add_argument("--num-workers", type=int)
-    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument(
+        "--no-amp", action="store_true", help="disable mixed precision (CUDA; VGG in bf16 on a CPU with native bf16)"
+    )
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a run from RUN/checkpoint.pt")
     new = p.add_argument_group(
         "a new style in minutes",

@@ -53,6 +53,8 @@ class TrainConfig(BaseModel):
     tv_weight: float = Field(0.5, ge=0)
     # sliced-Wasserstein colour term against the style image (train.losses.palette_loss); 0 leaves it out
     palette_weight: float = Field(0.0, ge=0)
+    # the palette term measured on this many random pixels of each crop, new ones each step; 0: every pixel
+    palette_samples: int = Field(0, ge=0)
     # the photo's tonal layout (luminance at 1/8 scale, train.losses.tone_loss) kept; 0 leaves it out
     tone_weight: float = Field(0.0, ge=0)
     # the painting's bare ground (its most common colour, restyle.train.ground) counts for at most this share of its
@@ -101,6 +103,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: str = "auto"
     num_workers: int = Field(0, ge=0)
+    # mixed precision: the whole step on CUDA (bf16, else fp16); VGG alone in bf16 on a CPU that has native bf16
     amp: bool = True
 
     @field_validator("arch")

@@ -18,6 +18,7 @@ from torch import Tensor
 from restyle.models.statistics import (
     gram_matrix,
     palette_loss,
+    palette_pixels,
     palette_targets,
     relative_error,
     style_layer_losses,
@@ -29,6 +30,7 @@ __all__ = [
     "content_loss",
     "gram_matrix",
     "palette_loss",
+    "palette_pixels",
     "palette_targets",
     "relative_error",
     "style_layer_losses",

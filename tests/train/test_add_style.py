@@ -116,6 +116,9 @@ def test_add_style_cli_with_norms_only_trains_the_norms_and_exports_a_single_sty
     # the recipe's further sizes of the painting (restyle.recipes) join --style-size in the Gram targets
     sizes = " + ".join(str(v) for v in dict.fromkeys([32, *ADD_STYLE_DEFAULTS["style_sizes"]]))
     assert f"(Gram targets at {sizes} px)" in card and " + " in sizes
+    # the palette term's pixel sample and the step's precision, as trained
+    assert f"palette 2 (on at most {ADD_STYLE_DEFAULTS['palette_samples']} random pixels a step)" in card
+    assert record["metadata"]["precision"] in ("fp32", "VGG in bf16") and record["metadata"]["precision"] in card
     assert f"new style: {model}" in captured.out
 
 

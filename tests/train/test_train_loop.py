@@ -44,7 +44,18 @@ def test_thirty_steps_lower_the_total_loss(photo_dir: Path, style_image: Path, t
 
 
 def test_resume_reproduces_the_uninterrupted_run(photo_dir: Path, style_image: Path, tmp_path: Path) -> None:
-    straight = _cfg(photo_dir, style_image, tmp_path / "a", steps=6, checkpoint_every=3, seed=5, identity_steps=3)
+    # with the palette term on a fresh random sample of pixels each step: the resumed steps sample the same ones
+    straight = _cfg(
+        photo_dir,
+        style_image,
+        tmp_path / "a",
+        steps=6,
+        checkpoint_every=3,
+        seed=5,
+        identity_steps=3,
+        palette_weight=1.0,
+        palette_samples=500,
+    )
     train(straight)
     interrupted = Trainer(straight.model_copy(update={"out": tmp_path / "b"}))
     real_step = interrupted.train_step
@@ -160,3 +171,27 @@ def test_identity_warm_start_teaches_the_network_to_copy_its_input(
     snapshot = {k: v.clone() for k, v in trainer.net.state_dict().items()}
     trainer.identity_warm_start()
     assert all(torch.equal(v, trainer.net.state_dict()[k]) for k, v in snapshot.items())
+
+
+def test_vgg_in_bf16_on_a_bf16_cpu_gives_the_fp32_training_signal(
+    photo_dir: Path, style_image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import restyle.train.loop as loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)  # emulated where the CPU lacks it: same numbers
+    mixed = Trainer(_cfg(photo_dir, style_image, tmp_path / "bf16", image_size=64, device="cpu"))
+    plain = Trainer(_cfg(photo_dir, style_image, tmp_path / "fp32", image_size=64, device="cpu", amp=False))
+    assert mixed.vgg_amp_dtype == torch.bfloat16 and plain.vgg_amp_dtype is None
+    plain.net.load_state_dict(mixed.net.state_dict())
+    x = torch.stack([mixed.dataset[(i, i)][0] for i in range(2)])
+    styles = torch.zeros(2, dtype=torch.long)
+    grads = []
+    for trainer in (mixed, plain):
+        trainer.net.zero_grad()
+        terms = trainer.losses(x, styles)
+        terms.total.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.net.parameters() if p.grad is not None]))
+        assert terms.style.dtype == torch.float32  # the Gram matrices and losses stay in fp32
+    assert not torch.equal(grads[0], grads[1])  # VGG did run in bf16
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.98
+    assert float(grads[0].norm() / grads[1].norm()) == pytest.approx(1.0, abs=0.05)

@@ -16,6 +16,7 @@ from restyle.train.losses import (
     content_loss,
     gram_matrix,
     palette_loss,
+    palette_pixels,
     palette_targets,
     style_layer_losses,
     style_loss,
@@ -152,6 +153,38 @@ def test_palette_loss_gradient_moves_the_colours_towards_the_painting():
     assert final < 0.3
     mean = y.detach().mean(dim=(0, 2, 3))
     assert mean[2] > mean[0]  # blue now dominates red, as in the painting
+
+
+def test_palette_pixels_are_distinct_fixed_by_the_seed_and_every_pixel_when_the_count_covers_them():
+    a = palette_pixels(16, 16, 64, seed=3)
+    assert a.shape == (64,) and a.unique().numel() == 64 and int(a.max()) < 256
+    assert torch.equal(a, palette_pixels(16, 16, 64, seed=3))  # a resumed step measures the same pixels
+    assert not torch.equal(a, palette_pixels(16, 16, 64, seed=4))
+    assert torch.equal(palette_pixels(16, 16, 0, seed=3), torch.arange(256))
+    assert torch.equal(palette_pixels(16, 16, 999, seed=3), torch.arange(256))
+
+
+def test_palette_loss_on_sampled_pixels_is_the_loss_of_those_pixels_alone():
+    g = torch.Generator().manual_seed(5)
+    style = torch.rand(1, 3, 32, 32, generator=g) * torch.tensor([0.2, 0.3, 0.9])[:, None, None]
+    photo = torch.rand(2, 3, 32, 32, generator=g)
+    out = torch.rand(2, 3, 32, 32, generator=g)
+    dirs, targets = _palette_setup(style)
+    targets = targets.expand(2, -1, -1)
+    pixels = palette_pixels(32, 32, 256, seed=0)
+    # the same pixels gathered into a 16 x 16 picture score the same
+    gather = lambda img: img.reshape(2, 3, -1)[:, :, pixels].reshape(2, 3, 16, 16)  # noqa: E731
+    sampled = palette_loss(out, photo, targets, dirs, pixels).item()
+    assert sampled == pytest.approx(palette_loss(gather(out), gather(photo), targets, dirs).item(), rel=1e-6)
+    # every pixel listed is the unsampled loss, and a quarter of them estimates it closely
+    full = palette_loss(out, photo, targets, dirs).item()
+    assert palette_loss(out, photo, targets, dirs, torch.arange(32 * 32)).item() == pytest.approx(full, rel=1e-6)
+    assert sampled == pytest.approx(full, rel=0.1)
+    # the gradient reaches the sampled pixels only
+    y = out.clone().requires_grad_(True)
+    palette_loss(y, photo, targets, dirs, pixels).backward()
+    touched = y.grad.abs().sum(dim=(0, 1)).flatten() > 0
+    assert set(touched.nonzero().flatten().tolist()) <= set(pixels.tolist())
 
 
 def test_tone_loss_counts_the_photos_faded_layout_not_its_brightness_or_colour() -> None:
