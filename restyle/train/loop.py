@@ -615,7 +615,7 @@ class Trainer:
     def precision(self) -> str:
         """How the step computed: ``fp32``, ``VGG in bf16`` (a bf16 CPU) or ``bf16``/``fp16`` autocast (CUDA)."""
         if self.amp_dtype is not None:
-            return f"{str(self.amp_dtype).removeprefix('torch.').replace('bfloat16', 'bf16').replace('float16', 'fp16')} autocast"
+            return f"{'bf16' if self.amp_dtype == torch.bfloat16 else 'fp16'} autocast"
         return "VGG in bf16" if self.vgg_amp_dtype is not None else "fp32"
 
     def write_final_model(self) -> Path | None:
